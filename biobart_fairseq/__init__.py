@@ -1,0 +1,17 @@
+"""biobart-fairseq: BioBART (biomedical BART) as a fairseq ``--user-dir`` plugin.
+
+``fairseq-train DATA --user-dir biobart_fairseq --task biomed_denoising --arch bart_base ...``
+
+Importing the package applies the documented fairseq workarounds (``compat``) first and
+then registers the plugin's tasks, so the registration happens whether fairseq imports us
+through ``--user-dir`` or a Python program imports us directly.
+"""
+
+from . import compat
+
+compat.apply_all()
+
+from .tasks import biomed_denoising  # noqa: E402,F401  (registers the task)
+from .hub import from_pretrained  # noqa: E402,F401
+
+__version__ = "0.1.0"

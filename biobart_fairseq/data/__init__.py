@@ -1,0 +1,1 @@
+"""Readers and fairseq dataset wrappers."""

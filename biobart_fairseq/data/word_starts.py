@@ -1,0 +1,78 @@
+"""Which dictionary entries begin a word, from local BPE files (never a URL).
+
+Whole-word masking needs, for every id in ``dict.txt``, whether that token starts a new
+word.  fairseq's stock denoising task builds this table from the *name* of the BPE with
+its default settings, which means downloading GPT-2's files or failing for sentencepiece
+(ENVIRONMENT.md §3.3).  ``biobart-binarize`` records the BPE it used in
+``DATA/bpe.json``; this module reads that record:
+
+* ``{"type": "sentencepiece", ...}``: dictionary symbols are the pieces themselves, so a
+  symbol starting with U+2581 (the sentencepiece space) starts a word.
+* ``{"type": "gpt2", "encoder_json": "encoder.json", ...}``: dictionary symbols are GPT-2
+  ids; a token starts a word when its byte-level string begins with ``Ġ`` (a space).
+
+Special symbols (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ``<mask>``) and fairseq's
+``madeupword`` fillers count as word starts so they are never glued to a neighbour.
+"""
+
+import json
+import os
+
+import torch
+
+SPM_SPACE = "\u2581"
+GPT2_SPACE = "\u0120"  # 'Ġ': the byte-level BPE's stand-in for a leading space
+
+
+class BpeInfoError(ValueError):
+    pass
+
+
+def load_bpe_info(path):
+    """Read ``bpe.json``; paths inside it are resolved relative to its folder."""
+    if not os.path.isfile(path):
+        raise BpeInfoError(
+            f"{path}: not found. Whole-word masking needs to know the BPE the data was "
+            "binarized with: binarize with biobart-binarize (which writes it), pass "
+            "--bpe-info, or use --mask-length subword."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except json.JSONDecodeError as e:
+        raise BpeInfoError(f"{path}: not valid JSON ({e})") from e
+    if info.get("type") not in ("sentencepiece", "gpt2"):
+        raise BpeInfoError(f"{path}: 'type' must be 'sentencepiece' or 'gpt2', got {info.get('type')!r}")
+    base = os.path.dirname(os.path.abspath(path))
+    for key in ("model", "encoder_json", "vocab_bpe"):
+        if info.get(key):
+            info[key] = os.path.join(base, info[key])
+    return info
+
+
+def word_start_table(dictionary, bpe_info):
+    """BoolTensor of len(dictionary): True where the symbol begins a word."""
+    kind = bpe_info["type"]
+    if kind == "gpt2":
+        enc_path = bpe_info.get("encoder_json")
+        if not enc_path or not os.path.isfile(enc_path):
+            raise BpeInfoError(f"gpt2 word boundaries need encoder.json; not found: {enc_path}")
+        with open(enc_path, encoding="utf-8") as f:
+            id_to_token = {v: k for k, v in json.load(f).items()}
+
+    table = torch.ones(len(dictionary), dtype=torch.bool)
+    for idx in range(dictionary.nspecial, len(dictionary)):
+        sym = dictionary[idx]
+        if sym.startswith("<") and sym.endswith(">"):
+            continue  # e.g. <mask>
+        if sym.startswith("madeupword"):
+            continue
+        if kind == "sentencepiece":
+            table[idx] = sym.startswith(SPM_SPACE)
+        else:
+            try:
+                token = id_to_token[int(sym)]
+            except (ValueError, KeyError):
+                continue  # not a GPT-2 id: leave it a word of its own
+            table[idx] = token.startswith(GPT2_SPACE)
+    return table

@@ -1,0 +1,1 @@
+"""fairseq tasks registered by the plugin (fairseq also auto-imports this folder)."""

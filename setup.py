@@ -1,0 +1,15 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="biobart-fairseq",
+    version="0.1.0",
+    description="BioBART (biomedical BART) as a fairseq --user-dir plugin",
+    packages=find_packages(include=["biobart_fairseq", "biobart_fairseq.*"]),
+    python_requires=">=3.9",
+    entry_points={
+        "console_scripts": [
+            "biobart-prepare-pubmed=biobart_fairseq.cli.prepare_pubmed:main",
+            "biobart-binarize=biobart_fairseq.cli.binarize:main",
+        ]
+    },
+)
