@@ -23,7 +23,7 @@ Text rules:
   removed.  An empty title falls back to ``VernacularTitle``.
 * abstract: every ``Abstract/AbstractText`` in order, as ``(label, text)`` sections.  The
   ``Label`` attribute of structured abstracts is kept as given ("BACKGROUND"); unlabelled
-  parts have label ``""``.  ``OtherAbstract`` (other languages, plain-language summaries) and
+  parts, and parts labelled with NLM's placeholder "UNLABELLED", have label ``""``.  ``OtherAbstract`` (other languages, plain-language summaries) and
   ``CopyrightInformation`` are not part of the abstract.
 * inline markup (``<i>``, ``<sup>``, ``<sub>``, MathML ...) is flattened with ``itertext()``
   and whitespace is normalised to single spaces.
@@ -61,6 +61,8 @@ CHUNK_SIZE = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
 _ROOT_TAG = "PubmedArticleSet"
+# NLM's placeholder label for the unlabelled part of a structured abstract: not text.
+_NO_LABEL = "UNLABELLED"
 # Invalid-byte reports per file are capped: one broken file must not flood the report.
 MAX_ISSUES_PER_FILE = 20
 
@@ -149,6 +151,8 @@ def _article_from_element(element, index: int) -> Article:
     if abstract is not None:
         for part in abstract.iterfind("AbstractText"):
             label = normalize_space(part.get("Label") or "").rstrip(":").strip()
+            if label.upper() == _NO_LABEL:
+                label = ""
             sections.append((label, _text(part)))
     return Article(
         pmid=pmid.strip(),
@@ -266,9 +270,12 @@ class PubmedXMLReader:
         self._saw_root = False
         total = 0
         position = 0
+        # GzipFile.read1 returns what one step of decompression produced; read() would gather a
+        # whole chunk first and lose it all if the stream turns out to be truncated.
+        read = stream.read1 if gzipped else stream.read
         while True:
             try:
-                chunk = stream.read(self.chunk_size)
+                chunk = read(self.chunk_size)
             except (EOFError, OSError, zlib.error) as error:
                 # Drain what the parser finished before the damaged part of the stream.
                 yield from self._drain(parser)
