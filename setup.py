@@ -10,6 +10,7 @@ setup(
         "console_scripts": [
             "biobart-prepare-pubmed=biobart_fairseq.cli.prepare_pubmed:main",
             "biobart-binarize=biobart_fairseq.cli.binarize:main",
+            "biobart-fill-mask=biobart_fairseq.cli.fill_mask:main",
         ]
     },
 )

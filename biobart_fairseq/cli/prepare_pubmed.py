@@ -125,19 +125,19 @@ def process_file(task: Tuple[int, str, str, bool]) -> dict:
         size: Optional[int] = os.path.getsize(path)
     except OSError:
         size = None
-    reader = PubmedXMLReader(path)
     bar = tqdm(
         total=size,
         desc=os.path.basename(path),
         unit="B",
         unit_scale=True,
         position=_WORKER_SLOT,
-        leave=True,
+        # Bars of parallel workers share the screen; finished ones make room for the next file.
+        leave=False,
         # None = automatic: no bar when stderr is not a terminal (logs, CI).
         disable=None if show_progress else True,
         file=sys.stderr,
     )
-    reader.progress = bar.update
+    reader = PubmedXMLReader(path, progress=bar.update)
     with bar, open(shard, "w", encoding="utf-8", newline="\n") as out:
         try:
             for item in reader:

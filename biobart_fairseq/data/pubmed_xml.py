@@ -54,7 +54,6 @@ __all__ = [
     "Issue",
     "PubmedXMLError",
     "PubmedXMLReader",
-    "iter_pubmed_xml",
 ]
 
 CHUNK_SIZE = 1 << 20
@@ -209,7 +208,7 @@ class PubmedXMLReader:
     """Iterate over the records of one PubMed XML file; see the module docstring.
 
     ``progress`` is called with the number of *file* bytes (compressed bytes for ``.gz``)
-    consumed since the previous call, for a progress bar sized by :attr:`size`.
+    consumed since the previous call, for a progress bar sized by the file's size on disk.
     """
 
     def __init__(
@@ -224,13 +223,13 @@ class PubmedXMLReader:
         self.issues: List[Issue] = []
         self.records = 0  # records (articles + deletions) fully parsed
         self.last_pmid: Optional[str] = None
-        self._record_starts: List[int] = []  # start line of each parsed article
+        # Start line and PMID of the articles parsed once invalid bytes had been seen, to name
+        # the record holding each bad line (the guard sees a chunk before the parser does, so a
+        # record with a bad byte always ends after the byte was found).
+        self._record_starts: List[int] = []
         self._record_pmids: List[str] = []
+        self._guard = _Utf8Guard()
         self._saw_root = False
-
-    @property
-    def size(self) -> int:
-        return Path(self.path).stat().st_size
 
     def _where(self) -> str:
         after = f", after PMID {self.last_pmid}" if self.last_pmid else ", before any PMID"
@@ -244,17 +243,16 @@ class PubmedXMLReader:
             raw = open(self.path, "rb")
         except OSError as error:
             raise PubmedXMLError(self.path, f"cannot open: {error.strerror or error}") from None
-        guard = _Utf8Guard()
         try:
             with raw:
                 gzipped = raw.read(2) == _GZIP_MAGIC
                 raw.seek(0)
                 stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-                yield from self._parse(raw, stream, guard, gzipped)
+                yield from self._parse(raw, stream, gzipped)
         finally:
-            self._report_bad_bytes(guard)
+            self._report_bad_bytes()
 
-    def _parse(self, raw, stream, guard: _Utf8Guard, gzipped: bool):
+    def _parse(self, raw, stream, gzipped: bool):
         parser = etree.XMLPullParser(
             events=("start", "end"),
             tag=(_ROOT_TAG,) + _RECORD_TAGS,
@@ -285,7 +283,7 @@ class PubmedXMLReader:
                 now = raw.tell()
                 self.progress(now - position)
                 position = now
-            data = guard(chunk, final=not chunk)
+            data = self._guard(chunk, final=not chunk)
             total += len(chunk)
             try:
                 if data:
@@ -318,8 +316,9 @@ class PubmedXMLReader:
                 item: Union[Article, Deletion] = Deletion([p for p in pmids if p], index)
             else:
                 item = _article_from_element(element, index)
-                self._record_starts.append(element.sourceline or 0)
-                self._record_pmids.append(item.pmid)
+                if self._guard.bad_lines:
+                    self._record_starts.append(element.sourceline or 0)
+                    self._record_pmids.append(item.pmid)
                 if item.pmid:
                     self.last_pmid = item.pmid
             self.records = index
@@ -330,8 +329,8 @@ class PubmedXMLReader:
                 del element.getparent()[0]
             yield item
 
-    def _report_bad_bytes(self, guard: _Utf8Guard) -> None:
-        per_line = Counter(guard.bad_lines)
+    def _report_bad_bytes(self) -> None:
+        per_line = Counter(self._guard.bad_lines)
         lines = sorted(per_line)
         for line in lines[:MAX_ISSUES_PER_FILE]:
             # The record whose start tag is the last one at or before the line.
@@ -344,8 +343,3 @@ class PubmedXMLReader:
             self.issues.append(
                 Issue(None, lines[MAX_ISSUES_PER_FILE], f"invalid UTF-8 on {len(lines) - MAX_ISSUES_PER_FILE} more line(s) not listed")
             )
-
-
-def iter_pubmed_xml(path: Union[str, Path]) -> Iterator[Union[Article, Deletion]]:
-    """Shorthand for ``iter(PubmedXMLReader(path))``."""
-    return iter(PubmedXMLReader(path))
