@@ -110,6 +110,7 @@ def train_sentencepiece(train_txt, prefix, vocab_size, model_type, workers, max_
         character_coverage=1.0,
         num_threads=workers,
         hard_vocab_limit=False,  # small corpora: shrink instead of failing
+        byte_fallback=True,  # characters unseen in training become byte pieces, never <unk>
         input_sentence_size=max_sentences,
         shuffle_input_sentence=True,
         minloglevel=2,

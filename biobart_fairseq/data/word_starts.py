@@ -7,7 +7,8 @@ its default settings, which means downloading GPT-2's files or failing for sente
 ``DATA/bpe.json``; this module reads that record:
 
 * ``{"type": "sentencepiece", ...}``: dictionary symbols are the pieces themselves, so a
-  symbol starting with U+2581 (the sentencepiece space) starts a word.
+  symbol starting with U+2581 (the sentencepiece space) starts a word; byte-fallback
+  pieces (``<0xE2>``) continue one.
 * ``{"type": "gpt2", "encoder_json": "encoder.json", ...}``: dictionary symbols are GPT-2
   ids; a token starts a word when its byte-level string begins with ``Ġ`` (a space).
 
@@ -17,10 +18,12 @@ Special symbols (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ``<mask>``) and fairse
 
 import json
 import os
+import re
 
 import torch
 
 SPM_SPACE = "\u2581"
+SPM_BYTE = re.compile(r"<0x[0-9A-F]{2}>")
 GPT2_SPACE = "\u0120"  # 'Ġ': the byte-level BPE's stand-in for a leading space
 
 
@@ -63,6 +66,9 @@ def word_start_table(dictionary, bpe_info):
     table = torch.ones(len(dictionary), dtype=torch.bool)
     for idx in range(dictionary.nspecial, len(dictionary)):
         sym = dictionary[idx]
+        if kind == "sentencepiece" and SPM_BYTE.fullmatch(sym):
+            table[idx] = False  # byte-fallback piece: part of the word it spells
+            continue
         if sym.startswith("<") and sym.endswith(">"):
             continue  # e.g. <mask>
         if sym.startswith("madeupword"):
