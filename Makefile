@@ -3,9 +3,11 @@
 #   make test      install (if needed) and run the test suite
 # On a GPU machine pass the CUDA torch you want, e.g.
 #   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
-# or point PYTHON at an interpreter and TORCH_SPEC at the wheel your cluster provides.
+# or reuse the machine's own CUDA torch:
+#   make install VENV_FLAGS=--system-site-packages TORCH_SPEC=
 
 PYTHON      ?= python3
+VENV_FLAGS  ?=
 VENV        ?= .venv
 TORCH_SPEC  ?= torch==2.13.0
 FAIRSEQ_SPEC ?= fairseq-fixed==0.12.3.1
@@ -22,8 +24,8 @@ install: $(STAMP)
 # The stamp depends on everything that decides the environment, so a second
 # `make install` with unchanged requirements does nothing.
 $(STAMP): requirements.txt setup.py Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q $(TORCH_SPEC)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(if $(strip $(TORCH_SPEC)),$(PIP) install -q $(TORCH_SPEC),$(PY) -c "import torch; print('using torch', torch.__version__)")
 	$(PIP) install -q -r requirements.txt
 	# fairseq: no deps (keeps torchaudio out), no build isolation (builds against our torch)
 	$(PY) -c "import fairseq" 2>/dev/null || $(PIP) install -q --no-deps --no-build-isolation $(FAIRSEQ_SPEC)
