@@ -11,6 +11,7 @@ setup(
             "biobart-prepare-pubmed=biobart_fairseq.cli.prepare_pubmed:main",
             "biobart-binarize=biobart_fairseq.cli.binarize:main",
             "biobart-fill-mask=biobart_fairseq.cli.fill_mask:main",
+            "biobart-convert=biobart_fairseq.cli.convert:main",
         ]
     },
 )
