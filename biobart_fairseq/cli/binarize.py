@@ -18,6 +18,7 @@ for encoding text.  Blank lines are kept (they become document separators).
 
 import argparse
 import collections
+import functools
 import json
 import multiprocessing
 import os
@@ -51,8 +52,11 @@ def _init_gpt2(encoder_json, vocab_bpe):
     _ENCODER = lambda text: [str(i) for i in enc.encode(text)]  # noqa: E731
 
 
-def _encode_chunk(chunk):
-    """chunk: list of (line, leading_space). Blank lines stay blank."""
+def _encode_chunk(chunk, count=False):
+    """chunk: list of (line, leading_space). Blank lines stay blank.
+
+    Returns (encoded lines, input bytes, token counts or None); counting happens here in
+    the worker so the parent process only writes."""
     out, nbytes = [], 0
     for line, lead in chunk:
         nbytes += len(line.encode("utf-8")) + 1
@@ -60,7 +64,8 @@ def _encode_chunk(chunk):
             out.append("")
         else:
             out.append(" ".join(_ENCODER((" " + line) if lead else line)))
-    return out, nbytes
+    counts = collections.Counter(tok for line in out for tok in line.split()) if count else None
+    return out, nbytes, counts
 
 
 def _read_chunks(path, leading_space):
@@ -88,11 +93,11 @@ def encode_file(src, dst, workers, initializer, initargs, leading_space, counts=
     with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool, open(
         dst, "w", encoding="utf-8"
     ) as out, tqdm(total=size, unit="B", unit_scale=True, desc=f"BPE {os.path.basename(src)}", file=sys.stderr) as bar:
-        for lines, nbytes in pool.imap(_encode_chunk, _read_chunks(src, leading_space)):
-            for line in lines:
-                out.write(line + "\n")
-                if counts is not None and line:
-                    counts.update(line.split())
+        worker = functools.partial(_encode_chunk, count=counts is not None)
+        for lines, nbytes, chunk_counts in pool.imap(worker, _read_chunks(src, leading_space)):
+            out.write("".join(line + "\n" for line in lines))
+            if chunk_counts:
+                counts.update(chunk_counts)
             n += len(lines)
             bar.update(nbytes)
     return n
@@ -123,9 +128,8 @@ def write_spm_dict(model_path, counts, dict_path):
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=model_path)
-    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    pieces = [p for p in pieces if not (sp.is_control(sp.piece_to_id(p)) or sp.is_unknown(sp.piece_to_id(p)))]
-    ordered = sorted(pieces, key=lambda p: (-counts.get(p, 0), pieces.index(p)))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    ordered = sorted(pieces, key=lambda p: -counts.get(p, 0))  # stable: ties keep model order
     with open(dict_path, "w", encoding="utf-8") as f:
         for p in ordered:
             f.write(f"{p} {counts.get(p, 0)}\n")
