@@ -65,3 +65,13 @@ def test_tiny_cpu_recipe_trains(tmp_path, pubmed_bin):
     assert res.returncode == 0, res.stdout[-3000:]
     assert "num_updates=12" in res.stdout
     assert (tmp_path / "ckpt" / "checkpoint_last.pt").exists()
+
+
+def test_slurm_recipe_launches_one_task_per_gpu(tmp_path, pubmed_bin):
+    env = fake_launcher(tmp_path)
+    (tmp_path / "bin" / "torchrun").rename(tmp_path / "bin" / "srun")  # the same checker, as srun
+    env.update(DATA=str(pubmed_bin), BART=str(tmp_path), SLURM_NTASKS="32", SLURM_SUBMIT_DIR=str(REPO))
+    res = run(["bash", str(REPO / "examples/pretrain/slurm.sh")], env=env)
+    assert res.returncode == 0, res.stdout[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["world"] == 32 and got["update_freq"] == [5] and got["launcher"] == []

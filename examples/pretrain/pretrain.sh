@@ -5,7 +5,9 @@
 #
 # One node:      NNODES=1 GPUS_PER_NODE=8 bash examples/pretrain/pretrain.sh
 # Several nodes: run the same command on every node with NODE_RANK=0..NNODES-1 and
-#                MASTER_ADDR=<node 0's hostname> (torchrun rendezvous), or use slurm.sh.
+#                MASTER_ADDR=<node 0's hostname> (torchrun rendezvous), or use slurm.sh
+#                (LAUNCH=srun: one task per GPU, ranks from slurm's environment).
+# Extra arguments are passed on to fairseq-train.
 set -euo pipefail
 
 # --finetune-from-model starts from BART the first time and from SAVE_DIR/checkpoint_last.pt
@@ -25,17 +27,23 @@ UPDATES=${UPDATES:-120000}
 BATCH_SEQS=${BATCH_SEQS:-2560}           # sequences per update (paper)
 TOKENS_PER_SAMPLE=512
 LR=${LR:-1e-4}
+LAUNCH=${LAUNCH:-torchrun}               # torchrun | srun
 
-WORLD=$((NNODES * GPUS_PER_NODE))
+if [ "$LAUNCH" = srun ]; then
+  WORLD=${SLURM_NTASKS:?LAUNCH=srun must run inside a slurm allocation}
+  LAUNCHER=(srun "$(command -v fairseq-train)" --distributed-port "$MASTER_PORT")
+else
+  WORLD=$((NNODES * GPUS_PER_NODE))
+  LAUNCHER=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS_PER_NODE"
+            --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" "$(command -v fairseq-train)")
+fi
 # effective batch = WORLD x MAX_TOKENS x UPDATE_FREQ >= 2560 x 512 tokens
 UPDATE_FREQ=$(( (BATCH_SEQS * TOKENS_PER_SAMPLE + WORLD * MAX_TOKENS - 1) / (WORLD * MAX_TOKENS) ))
 WARMUP=$((UPDATES * 2 / 100))
 PLUGIN=$(python -c 'import biobart_fairseq, os; print(os.path.dirname(biobart_fairseq.__file__))')
 echo "world size $WORLD, update-freq $UPDATE_FREQ: $((WORLD * MAX_TOKENS * UPDATE_FREQ)) tokens/update, warm-up $WARMUP"
 
-torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS_PER_NODE" \
-  --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
-  "$(command -v fairseq-train)" "$DATA" \
+"${LAUNCHER[@]}" "$DATA" \
   --distributed-world-size "$WORLD" --distributed-backend nccl --ddp-backend pytorch_ddp \
   --user-dir "$PLUGIN" --task biomed_denoising --arch "$ARCH" \
   --finetune-from-model "$BART/model.pt" \
