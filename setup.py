@@ -12,6 +12,10 @@ setup(
             "biobart-binarize=biobart_fairseq.cli.binarize:main",
             "biobart-fill-mask=biobart_fairseq.cli.fill_mask:main",
             "biobart-convert=biobart_fairseq.cli.convert:main",
+            "biobart-prepare-seq2seq=biobart_fairseq.cli.prepare_seq2seq:main",
+            "biobart-score=biobart_fairseq.cli.score:main",
+            "biobart-prepare-el=biobart_fairseq.cli.prepare_el:main",
+            "biobart-el-eval=biobart_fairseq.cli.el_eval:main",
         ]
     },
 )

@@ -16,6 +16,11 @@ def parse_args(argv):
     p.add_argument("--data", required=True, help="binarized data folder with dict.txt and bpe.json (from biobart-binarize)")
     p.add_argument("--topk", type=int, default=3, help="fillings to print per sentence (default: %(default)s)")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: topk)")
+    p.add_argument(
+        "--full", action="store_true",
+        help="print whole hypotheses; by default each is cut to as many sentences as its input has "
+        "(a model pretrained on whole abstracts tends to go on writing the abstract)",
+    )
     return p.parse_args(argv)
 
 
@@ -34,10 +39,15 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:
         print(f"biobart-fill-mask: error: {e}", file=sys.stderr)
         return 2
+    from biobart_fairseq.data.sentences import split_sentences
+
     results = hub.fill_mask(args.sentences, topk=args.topk, beam=args.beam or max(args.topk, 1))
     for sentence, fills in zip(args.sentences, results):
         print(sentence)
+        n = len(split_sentences(sentence))
         for text, score in fills:
+            if not args.full:
+                text = " ".join(split_sentences(text)[:n])
             print(f"  {float(score):8.3f}  {text}")
     return 0
 

@@ -6,7 +6,7 @@ set -euo pipefail
 
 SAMPLE=examples/data/pubmed_sample
 OUT=${OUT:-demo-output}
-UPDATES=${UPDATES:-300}
+UPDATES=${UPDATES:-600}
 VOCAB=${VOCAB:-1000}
 
 step() { printf '\n==== %s ====\n' "$*"; }
