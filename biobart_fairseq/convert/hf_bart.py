@@ -1,0 +1,466 @@
+"""BART weights: Hugging Face format <-> fairseq checkpoint, index-exact vocabularies.
+
+Why this works (ANCHORS.md §5):
+
+* HF token ids *are* fairseq dictionary indices (0 ``<s>``, 1 ``<pad>``, 2 ``</s>``,
+  3 ``<unk>``, then ``dict.txt`` order, ``<mask>`` last), so embedding rows are copied
+  as they are.  fairseq's gpt2 BPE writes GPT-2 ids as strings and ``dict.txt`` maps those
+  strings to indices; we therefore synthesize ``encoder.json`` = HF ``vocab.json`` and a
+  ``dict.txt`` whose line k is ``str(k + 4)``: symbol ``"i"`` <-> index i <-> HF id i.
+  ``<mask>`` is not in ``dict.txt``: the denoising task appends it, so it lands at
+  ``4 + lines``, which must be the HF ``<mask>`` id.
+* Parameter names are identical once HF's ``model.`` prefix is stripped.  Tied copies
+  (``shared``, ``lm_head``, both ``embed_tokens``, fairseq's ``output_projection``) are one
+  matrix on both sides; safetensors keeps only one of them, so we rebuild the others.
+* The fairseq model is built by fairseq itself from a parsed command line and the weights
+  are loaded with ``strict=True``: a key we do not know or a missing key is an error,
+  never a silently partial model.
+"""
+
+import json
+import os
+import re
+
+import torch
+
+SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+MASK = "<mask>"
+
+# fairseq 0.12.2 layers also stored BetterTransformer copies of their weights
+# (transformers #19260); they duplicate q/k/v/fc weights and have no HF counterpart.
+BT_KEY = re.compile(r"^(encoder|decoder)\.layers\.\d+\.(in_proj|out_proj|fc1|fc2|norm1|norm2)_(weight|bias)$")
+# HF activation names that mean the same function in fairseq.
+ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "tanh": "tanh"}
+STOCK_ARCHS = {
+    # arch: (d_model, layers, heads, ffn)
+    "bart_base": (768, 6, 12, 3072),
+    "bart_large": (1024, 12, 16, 4096),
+}
+
+
+class ConversionError(ValueError):
+    """A one-line, user-facing reason (names the file or key at fault)."""
+
+
+# --- small helpers --------------------------------------------------------------------------
+def _need(path):
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: not found")
+    return path
+
+
+def _read_json(path):
+    try:
+        with open(_need(path), encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"{path}: not valid JSON ({e})") from None
+
+
+def _byte_chars():
+    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
+
+    return set(bytes_to_unicode().values())
+
+
+def load_hf_state_dict(hf_dir):
+    """Tensors of an HF checkpoint: model.safetensors (single or sharded) or pytorch_model.bin."""
+    st, st_index = os.path.join(hf_dir, "model.safetensors"), os.path.join(hf_dir, "model.safetensors.index.json")
+    pt, pt_index = os.path.join(hf_dir, "pytorch_model.bin"), os.path.join(hf_dir, "pytorch_model.bin.index.json")
+    if os.path.isfile(st) or os.path.isfile(st_index):
+        from safetensors.torch import load_file
+
+        files = [st] if os.path.isfile(st) else sorted(set(_read_json(st_index)["weight_map"].values()))
+        sd = {}
+        for f in files:
+            sd.update(load_file(os.path.join(hf_dir, os.path.basename(f))))
+        return sd
+    if os.path.isfile(pt) or os.path.isfile(pt_index):
+        files = [pt] if os.path.isfile(pt) else sorted(set(_read_json(pt_index)["weight_map"].values()))
+        sd = {}
+        for f in files:
+            # plain tensors only: weights_only keeps untrusted pickles from running code
+            sd.update(torch.load(os.path.join(hf_dir, os.path.basename(f)), map_location="cpu", weights_only=True))
+        return sd
+    raise ConversionError(f"{hf_dir}: no model.safetensors or pytorch_model.bin")
+
+
+# --- HF config -> fairseq model arguments ---------------------------------------------------
+def dims_from_hf_config(config, path="config.json"):
+    """Validate an HF BART config and return the fairseq dimensions it implies."""
+
+    def bad(key, why):
+        return ConversionError(f"{path}: {key}={config.get(key)!r}: {why}")
+
+    if config.get("model_type") != "bart":
+        raise bad("model_type", "only BART is supported (mBART and others are pre-norm or differ)")
+    # Keys of older/other configs that change the computation and have no fairseq BART equivalent.
+    for key, why in (
+        ("normalize_before", "pre-norm (mBART-style) layers are not BART's post-norm"),
+        ("add_final_layer_norm", "a final layer norm is not part of fairseq's BART"),
+        ("scale_embedding", "fairseq BART does not scale embeddings (no_scale_embedding)"),
+        ("static_position_embeddings", "fairseq BART uses learned positions"),
+        ("add_bias_logits", "fairseq BART has no output bias"),
+    ):
+        if config.get(key):
+            raise bad(key, why)
+    if config.get("activation_function", "gelu") not in ACTIVATIONS:
+        raise bad("activation_function", f"supported: {sorted(ACTIVATIONS)}")
+    for key, want in (("pad_token_id", 1), ("bos_token_id", 0), ("eos_token_id", 2)):
+        if config.get(key, want) != want:
+            raise bad(key, f"must be {want} (fairseq dictionary layout)")
+    for key in ("d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
+                "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
+                "max_position_embeddings", "vocab_size"):
+        if not isinstance(config.get(key), int):
+            raise bad(key, "missing or not an integer")
+    return {
+        "d_model": config["d_model"],
+        "encoder_layers": config["encoder_layers"],
+        "decoder_layers": config["decoder_layers"],
+        "encoder_attention_heads": config["encoder_attention_heads"],
+        "decoder_attention_heads": config["decoder_attention_heads"],
+        "encoder_ffn_dim": config["encoder_ffn_dim"],
+        "decoder_ffn_dim": config["decoder_ffn_dim"],
+        "max_position_embeddings": config["max_position_embeddings"],
+        "activation_function": ACTIVATIONS[config.get("activation_function", "gelu")],
+        "dropout": float(config.get("dropout", 0.1)),
+        "attention_dropout": float(config.get("attention_dropout", 0.0)),
+        "activation_dropout": float(config.get("activation_dropout", 0.0)),
+    }
+
+
+def fairseq_arch_args(dims):
+    """fairseq-train style flags that rebuild exactly these dimensions.
+
+    The stock arch name is kept when the shape matches (so the cfg reads ``bart_base`` /
+    ``bart_large``); every dimension is passed explicitly anyway, because HF configs differ
+    from fairseq's arch defaults in details such as dropouts.
+    """
+    shape = lambda d, l, h, f: (d, l, h, f)  # noqa: E731
+    arch = "bart_base"
+    for name, ref in STOCK_ARCHS.items():
+        if all(
+            shape(dims["d_model"], dims[f"{side}_layers"], dims[f"{side}_attention_heads"], dims[f"{side}_ffn_dim"]) == ref
+            for side in ("encoder", "decoder")
+        ):
+            arch = name
+    d = dims
+    return [
+        "--arch", arch,
+        "--encoder-embed-dim", str(d["d_model"]), "--decoder-embed-dim", str(d["d_model"]),
+        "--encoder-layers", str(d["encoder_layers"]), "--decoder-layers", str(d["decoder_layers"]),
+        "--encoder-attention-heads", str(d["encoder_attention_heads"]),
+        "--decoder-attention-heads", str(d["decoder_attention_heads"]),
+        "--encoder-ffn-embed-dim", str(d["encoder_ffn_dim"]), "--decoder-ffn-embed-dim", str(d["decoder_ffn_dim"]),
+        "--max-source-positions", str(d["max_position_embeddings"]),
+        "--max-target-positions", str(d["max_position_embeddings"]),
+        "--activation-fn", d["activation_function"],
+        "--dropout", repr(d["dropout"]), "--attention-dropout", repr(d["attention_dropout"]),
+        "--activation-dropout", repr(d["activation_dropout"]),
+        # BART's invariants, explicit so a non-stock arch cannot drift from them
+        "--share-all-embeddings", "--share-decoder-input-output-embed", "--layernorm-embedding",
+        "--no-scale-embedding",
+    ]
+
+
+def build_fairseq_model(data_dir, arch_args, task="biomed_denoising"):
+    """(cfg, model) built by fairseq itself, as fairseq-train would for ``data_dir``."""
+    from .. import compat  # noqa: F401  (registers biomed_denoising, torch.load workaround)
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [data_dir, "--task", task, *arch_args])
+    cfg = convert_namespace_to_omegaconf(args)
+    fs_task = tasks.setup_task(cfg.task)
+    return cfg, fs_task.build_model(cfg.model)
+
+
+def _load_strict(model, sd, what):
+    """load_state_dict(strict=True) with a one-line message naming the first bad key."""
+    expected = {k for k in model.state_dict() if not k.endswith(".version")}
+    given = {k for k in sd if not k.endswith(".version")}
+    if given - expected:
+        raise ConversionError(f"{what}: unknown weight key {sorted(given - expected)[0]!r}")
+    if expected - given:
+        raise ConversionError(f"{what}: missing weight key {sorted(expected - given)[0]!r}")
+    ref = model.state_dict()
+    for k in sorted(given):
+        if tuple(sd[k].shape) != tuple(ref[k].shape):
+            raise ConversionError(
+                f"{what}: weight {k!r} has shape {tuple(sd[k].shape)}, the config implies {tuple(ref[k].shape)}"
+            )
+    return model.load_state_dict(sd, strict=True)
+
+
+# --- vocabulary ---------------------------------------------------------------------------
+def check_hf_vocab(vocab, n_rows, path="vocab.json"):
+    """Validate HF vocab.json against the embedding rows; return (has_mask, max_id)."""
+    for tok, i in SPECIALS.items():
+        if vocab.get(tok) != i:
+            raise ConversionError(f"{path}: {tok!r} must have id {i} (fairseq dictionary layout)")
+    chars = _byte_chars()
+    missing = sorted(chars - set(vocab))
+    if missing:
+        raise ConversionError(
+            f"{path}: byte-level symbol {missing[0]!r} missing: not a GPT-2 byte-level BPE vocabulary"
+        )
+    for tok in vocab:
+        if tok not in SPECIALS and tok != MASK and not set(tok) <= chars:
+            raise ConversionError(
+                f"{path}: token {tok!r} is not a byte-level BPE token: vocabulary not GPT-2 compatible "
+                "(e.g. BioBART-v2)"
+            )
+    ids = sorted(vocab.values())
+    if len(set(ids)) != len(ids):
+        raise ConversionError(f"{path}: two tokens share an id")
+    max_id = ids[-1]
+    has_mask = MASK in vocab
+    if has_mask and vocab[MASK] != max_id:
+        # the denoising task appends <mask> after dict.txt: it can only be the last id
+        raise ConversionError(f"{path}: '<mask>' has id {vocab[MASK]} but must be the last id ({max_id})")
+    if max_id + 1 != n_rows:
+        raise ConversionError(f"{path}: ids go up to {max_id} but the embeddings have {n_rows} rows (vocab_size)")
+    return has_mask, max_id
+
+
+def write_fairseq_vocab(vocab, merges_path, out_dir, has_mask, max_id):
+    """encoder.json (= vocab.json), dict.txt (symbol str(i) at index i), vocab.bpe, bpe.json."""
+    with open(os.path.join(out_dir, "encoder.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    present = set(vocab.values())
+    last_plain = max_id - 1 if has_mask else max_id
+    with open(os.path.join(out_dir, "dict.txt"), "w", encoding="utf-8") as f:
+        for n, i in enumerate(range(4, last_plain + 1)):
+            # an id without a token still needs its line so later lines keep their index
+            f.write(f"{i} 1\n" if i in present else f"madeupword{n:04d} 0\n")
+    with open(merges_path, encoding="utf-8") as f:
+        merges = f.read()
+    # fairseq's get_encoder drops the first line (the "#version" header) and the last
+    # (expects a trailing newline): normalise so no merge is lost.
+    if not merges.startswith("#version"):
+        merges = "#version: 0.2\n" + merges
+    if not merges.endswith("\n"):
+        merges += "\n"
+    with open(os.path.join(out_dir, "vocab.bpe"), "w", encoding="utf-8") as f:
+        f.write(merges)
+    with open(os.path.join(out_dir, "bpe.json"), "w", encoding="utf-8") as f:
+        json.dump({"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"}, f, indent=1)
+
+
+# --- HF -> fairseq ------------------------------------------------------------------------
+def hf_state_to_fairseq(hf_sd, has_mask):
+    """Rename HF tensors to fairseq's names; rebuild tied copies; check what is dropped."""
+    sd = {}
+    extra = {}
+    for k, v in hf_sd.items():
+        if k.startswith("model."):
+            sd[k[len("model."):]] = v
+        else:
+            extra[k] = v
+    shared = sd.pop("shared.weight", None)
+    if shared is None:
+        shared = sd.get("encoder.embed_tokens.weight", sd.get("decoder.embed_tokens.weight"))
+    if shared is None:
+        raise ConversionError("weights: missing weight key 'model.shared.weight'")
+    for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"):
+        if k in sd and not torch.equal(sd[k], shared):
+            raise ConversionError(f"weights: 'model.{k}' differs from model.shared.weight (fairseq BART shares all embeddings)")
+    lm_head = extra.pop("lm_head.weight", None)
+    if lm_head is not None and not torch.equal(lm_head, shared):
+        raise ConversionError(
+            "weights: 'lm_head.weight' differs from model.shared.weight: an untied output layer "
+            "is not supported by fairseq BART (share_decoder_input_output_embed)"
+        )
+    bias = extra.pop("final_logits_bias", None)
+    if bias is not None and bias.abs().max().item() != 0:
+        raise ConversionError("weights: 'final_logits_bias' is not zero; fairseq BART has no output bias")
+    if extra:
+        raise ConversionError(f"weights: unknown weight key {sorted(extra)[0]!r}")
+    if not has_mask:
+        # fairseq's denoising dictionary always ends with <mask>; give it a fresh row,
+        # the mean embedding (a neutral start for fine-tuning), leaving real ids untouched.
+        shared = torch.cat([shared, shared.mean(0, keepdim=True)], 0)
+    for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight"):
+        sd[k] = shared.clone()
+    return sd
+
+
+def _save_checkpoint(cfg, model, path):
+    """A checkpoint dict shaped like the one fairseq's trainer writes."""
+    from fairseq import checkpoint_utils
+    from omegaconf import OmegaConf
+
+    state = {
+        "args": None,
+        "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "model": model.state_dict(),
+        "criterion": {},
+        # fairseq's loader indexes the last entry; num_updates 0 = a model nobody trained here yet
+        "optimizer_history": [
+            {"criterion_name": "CrossEntropyCriterion", "optimizer_name": "none",
+             "lr_scheduler_state": {}, "num_updates": 0, "best_loss": None}
+        ],
+        "task_state": {},
+        # epoch 1, nothing consumed: --restore-file starts a fresh epoch
+        "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0, "shuffle": True, "version": 2}},
+        "last_optimizer_state": None,
+    }
+    checkpoint_utils.torch_persistent_save(state, path)
+
+
+def hf_to_fairseq(hf_dir, out_dir):
+    """HF BART folder -> OUT/{model.pt, dict.txt, encoder.json, vocab.bpe, bpe.json}. Returns a summary."""
+    hf_dir, out_dir = os.path.abspath(hf_dir), os.path.abspath(out_dir)
+    config_path = os.path.join(hf_dir, "config.json")
+    config = _read_json(config_path)
+    dims = dims_from_hf_config(config, config_path)
+    vocab_path, merges_path = _need(os.path.join(hf_dir, "vocab.json")), _need(os.path.join(hf_dir, "merges.txt"))
+    vocab = _read_json(vocab_path)
+    hf_sd = load_hf_state_dict(hf_dir)
+    emb = hf_sd.get("model.shared.weight", hf_sd.get("model.encoder.embed_tokens.weight"))
+    if emb is None:
+        raise ConversionError(f"{hf_dir}: missing weight key 'model.shared.weight'")
+    n_rows = emb.shape[0]
+    if config["vocab_size"] != n_rows:
+        raise ConversionError(f"{config_path}: vocab_size={config['vocab_size']} but the embeddings have {n_rows} rows")
+    has_mask, max_id = check_hf_vocab(vocab, n_rows, vocab_path)
+    fs_sd = hf_state_to_fairseq(hf_sd, has_mask)
+
+    os.makedirs(out_dir, exist_ok=True)
+    write_fairseq_vocab(vocab, merges_path, out_dir, has_mask, max_id)
+    cfg, model = build_fairseq_model(out_dir, fairseq_arch_args(dims))
+    from fairseq.data import Dictionary
+
+    d = Dictionary.load(os.path.join(out_dir, "dict.txt"))
+    mask_idx = d.add_symbol(MASK)
+    want_mask = vocab[MASK] if has_mask else n_rows
+    if mask_idx != want_mask:  # the invariant everything above relies on
+        raise ConversionError(f"{out_dir}/dict.txt: <mask> would get index {mask_idx}, expected {want_mask}")
+    _load_strict(model, fs_sd, hf_dir)
+    _save_checkpoint(cfg, model, os.path.join(out_dir, "model.pt"))
+    return {"arch": cfg.model.arch if "arch" in cfg.model else cfg.model._name, "rows": len(d), "added_mask_row": not has_mask}
+
+
+# --- fairseq -> HF ------------------------------------------------------------------------
+def _model_cfg(state, path):
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    if state.get("cfg") is not None:
+        return state["cfg"]["model"]
+    if state.get("args") is not None:
+        return convert_namespace_to_omegaconf(state["args"]).model
+    raise ConversionError(f"{path}: no 'cfg' or 'args' in the checkpoint")
+
+
+def hf_config_from_fairseq(m, n_rows, path):
+    """BartConfig kwargs from a fairseq model cfg (rejecting what HF's BART cannot express)."""
+
+    def get(key, default=None):
+        return m.get(key, default) if hasattr(m, "get") else getattr(m, key, default)
+
+    name = str(get("_name", get("arch", "")))
+    if not name.startswith("bart"):
+        raise ConversionError(f"{path}: model arch {name!r} is not a BART architecture")
+    for key, want in (
+        ("encoder_normalize_before", False), ("decoder_normalize_before", False), ("layernorm_embedding", True),
+        ("no_scale_embedding", True), ("share_all_embeddings", True), ("share_decoder_input_output_embed", True),
+        ("encoder_learned_pos", True), ("decoder_learned_pos", True),
+    ):
+        if bool(get(key, want)) != want:
+            raise ConversionError(f"{path}: model.{key}={get(key)!r} is not supported (HF BART needs {want})")
+    d = get("encoder_embed_dim")
+    if get("decoder_embed_dim") != d:
+        raise ConversionError(f"{path}: model.decoder_embed_dim differs from encoder_embed_dim")
+    if get("max_target_positions") != get("max_source_positions"):
+        raise ConversionError(f"{path}: model.max_target_positions differs from max_source_positions")
+    act = get("activation_fn", "gelu")
+    if act not in ACTIVATIONS.values():
+        raise ConversionError(f"{path}: model.activation_fn={act!r} is not supported")
+    return dict(
+        vocab_size=n_rows, d_model=d,
+        encoder_layers=get("encoder_layers"), decoder_layers=get("decoder_layers"),
+        encoder_attention_heads=get("encoder_attention_heads"), decoder_attention_heads=get("decoder_attention_heads"),
+        encoder_ffn_dim=get("encoder_ffn_embed_dim"), decoder_ffn_dim=get("decoder_ffn_embed_dim"),
+        max_position_embeddings=get("max_source_positions"), activation_function=act,
+        dropout=float(get("dropout", 0.1)), attention_dropout=float(get("attention_dropout", 0.0)),
+        activation_dropout=float(get("activation_dropout", 0.0)),
+        scale_embedding=False, pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+        forced_bos_token_id=0, forced_eos_token_id=2, is_encoder_decoder=True, tie_word_embeddings=True,
+    )
+
+
+def hf_vocab_from_fairseq(data_dir, n_rows):
+    """vocab.json for HF: token -> fairseq index, via dict.txt symbols (GPT-2 ids) and encoder.json."""
+    dict_path = _need(os.path.join(data_dir, "dict.txt"))
+    encoder = _read_json(os.path.join(data_dir, "encoder.json"))
+    _need(os.path.join(data_dir, "vocab.bpe"))
+    id_to_token = {i: t for t, i in encoder.items()}
+    vocab = dict(SPECIALS)
+    with open(dict_path, encoding="utf-8") as f:
+        symbols = [line.rstrip("\n").rsplit(" ", 1)[0] for line in f if line.strip()]
+    for n, sym in enumerate(symbols):
+        idx = n + 4
+        if sym.lstrip("-").isdigit() and int(sym) in id_to_token:
+            tok = id_to_token[int(sym)]
+        elif sym.startswith("madeupword"):
+            tok = sym  # fillers keep their name so vocab.json covers every row, as in HF's BART
+        else:
+            raise ConversionError(f"{dict_path}: symbol {sym!r} (line {n + 1}) is not a GPT-2 id in encoder.json")
+        if tok in vocab:
+            raise ConversionError(f"{dict_path}: token {tok!r} appears twice (line {n + 1})")
+        vocab[tok] = idx
+    n_dict = len(symbols) + 4
+    if n_rows == n_dict + 1:
+        vocab[MASK] = n_dict  # the denoising task's <mask>, appended after dict.txt
+    elif n_rows != n_dict:
+        raise ConversionError(f"{dict_path}: {n_dict} symbols (with specials) do not fit {n_rows} embedding rows")
+    return vocab
+
+
+def fairseq_to_hf(checkpoint, data_dir, out_dir):
+    """fairseq BART checkpoint + its dict/BPE files -> HF folder (config, safetensors, tokenizer)."""
+    from .. import compat  # noqa: F401  (fairseq checkpoints pickle Namespace objects)
+    from fairseq import checkpoint_utils
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(_need(checkpoint))
+    fs_sd = state.get("model")
+    if fs_sd is None:
+        raise ConversionError(f"{checkpoint}: no 'model' in the checkpoint")
+    emb = fs_sd.get("decoder.embed_tokens.weight")
+    if emb is None:
+        raise ConversionError(f"{checkpoint}: missing weight key 'decoder.embed_tokens.weight'")
+    kwargs = hf_config_from_fairseq(_model_cfg(state, checkpoint), emb.shape[0], checkpoint)
+    vocab = hf_vocab_from_fairseq(data_dir, emb.shape[0])
+
+    sd = {}
+    for k, v in fs_sd.items():
+        if k.endswith(".version") or k.endswith("_float_tensor") or BT_KEY.match(k):
+            continue  # bookkeeping buffers and BetterTransformer duplicates
+        if k == "decoder.output_projection.weight":
+            if not torch.equal(v, emb):
+                raise ConversionError(f"{checkpoint}: {k!r} differs from decoder.embed_tokens (untied output layer)")
+            continue
+        if k == "encoder.embed_tokens.weight" and not torch.equal(v, emb):
+            raise ConversionError(f"{checkpoint}: {k!r} differs from decoder.embed_tokens (embeddings not shared)")
+        sd["model." + k] = v
+    sd["model.shared.weight"] = emb
+    sd["lm_head.weight"] = emb
+    sd["final_logits_bias"] = torch.zeros(1, emb.shape[0], dtype=emb.dtype)
+
+    model = BartForConditionalGeneration(BartConfig(**kwargs))
+    _load_strict(model, sd, checkpoint)
+    model.eval()
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(data_dir, "vocab.bpe"), encoding="utf-8") as f:
+        merges = f.read()
+    with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write(merges)
+    # writes tokenizer_config.json / tokenizer.json next to vocab.json and merges.txt
+    BartTokenizer(vocab=os.path.join(out_dir, "vocab.json"), merges=os.path.join(out_dir, "merges.txt")).save_pretrained(out_dir)
+    return {"rows": emb.shape[0], "vocab": len(vocab)}
