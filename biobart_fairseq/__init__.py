@@ -11,7 +11,7 @@ from . import compat
 
 compat.apply_all()
 
-from .tasks import biomed_denoising  # noqa: E402,F401  (registers the task)
+from .tasks import biomed_denoising, biomed_translation  # noqa: E402,F401  (registers the tasks)
 from .hub import from_pretrained  # noqa: E402,F401
 
 __version__ = "0.1.0"

@@ -1,0 +1,156 @@
+"""Second step of seq2seq preparation: BPE + ``fairseq-preprocess`` for the translation task.
+
+``python -m biobart_fairseq.cli.binarize_seq2seq --data-dir PREP -o DATA_BIN --bpe gpt2
+--encoder-json bart/encoder.json --vocab-bpe bart/vocab.bpe --dict bart/dict.txt``
+
+reads ``PREP/{train,valid,test}.{source,target}`` (written by ``biobart-prepare-seq2seq``;
+missing splits are skipped) and writes ``DATA_BIN/{split}.source-target.{source,target}.{bin,idx}``
+and ``dict.{source,target}.txt`` -- the pretrained model's dictionary on both sides, as BART's
+summarization recipe does.  Lines are encoded as they are, without a leading space and
+without ``<s>`` (fairseq's BART-CNN convention; the translation task adds ``</s>``).
+``--bpe sentencepiece`` trains a small sentencepiece model on the training source+target
+instead (tests, models trained from scratch).
+"""
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from . import binarize as B
+
+SPLITS = ("train", "valid", "test")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m biobart_fairseq.cli.binarize_seq2seq",
+        description="Apply a BPE to {train,valid,test}.{source,target} and binarize them with fairseq-preprocess "
+        "for --task translation / biomed_translation.",
+    )
+    p.add_argument("--data-dir", required=True, help="output folder of biobart-prepare-seq2seq")
+    p.add_argument("-o", "--out-dir", required=True, help="destination folder for the binarized data")
+    p.add_argument("--bpe", choices=["gpt2", "sentencepiece"], default="gpt2",
+                   help="gpt2 = BART/BioBART's byte-level BPE from local files (default); sentencepiece = train one")
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for BPE and fairseq-preprocess (default: all cores)")
+    g = p.add_argument_group("gpt2 (BART / BioBART vocabulary, e.g. from biobart-convert hf-to-fairseq)")
+    g.add_argument("--encoder-json", help="encoder.json (local path)")
+    g.add_argument("--vocab-bpe", help="vocab.bpe / merges.txt (local path)")
+    g.add_argument("--dict", help="the pretrained model's dict.txt")
+    g = p.add_argument_group("sentencepiece")
+    g.add_argument("--spm-model", help="reuse this sentencepiece model instead of training one")
+    g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary of a new sentencepiece model (default: %(default)s)")
+    p.add_argument("--keep-bpe-text", action="store_true", help="keep the BPE-encoded text in OUT/bpe-text/")
+    return p.parse_args(argv)
+
+
+def fail(msg):
+    print(f"binarize_seq2seq: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t0 = time.time()
+    splits = []
+    for split in SPLITS:
+        have = [os.path.isfile(os.path.join(args.data_dir, f"{split}.{side}")) for side in ("source", "target")]
+        if all(have):
+            splits.append(split)
+        elif any(have):
+            return fail(f"{args.data_dir}: {split}.source and {split}.target must both exist")
+    if not splits:
+        return fail(f"{args.data_dir}: no {{train,valid,test}}.{{source,target}} files (run biobart-prepare-seq2seq first)")
+    for split in splits:
+        n = [sum(1 for _ in open(os.path.join(args.data_dir, f"{split}.{s}"), encoding="utf-8")) for s in ("source", "target")]
+        if n[0] != n[1]:
+            return fail(f"{args.data_dir}: {split}.source has {n[0]} lines but {split}.target has {n[1]}")
+        if n[0] == 0:
+            return fail(f"{args.data_dir}/{split}.source: empty")
+    out = os.path.abspath(args.out_dir)
+    tmp = os.path.join(out, "bpe-text")
+    os.makedirs(tmp, exist_ok=True)
+    workers = max(1, args.workers or 1)
+
+    if args.bpe == "sentencepiece":
+        if args.spm_model:
+            if not os.path.isfile(args.spm_model):
+                return fail(f"{args.spm_model}: no such sentencepiece model")
+            shutil.copyfile(args.spm_model, os.path.join(out, "spm.model"))
+        else:
+            if "train" not in splits:
+                return fail("training a sentencepiece model needs train.{source,target}; or pass --spm-model")
+            joined = os.path.join(tmp, "spm-train.txt")
+            with open(joined, "w", encoding="utf-8") as f:
+                for side in ("source", "target"):
+                    with open(os.path.join(args.data_dir, f"train.{side}"), encoding="utf-8") as src:
+                        shutil.copyfileobj(src, f)
+            B.train_sentencepiece(joined, os.path.join(out, "spm"), args.vocab_size, "bpe", workers, 5_000_000)
+        init, initargs = B._init_spm, (os.path.join(out, "spm.model"),)
+        bpe_info = {"type": "sentencepiece", "model": "spm.model"}
+    else:
+        missing = [n for n in ("encoder_json", "vocab_bpe", "dict") if not getattr(args, n)]
+        if missing:
+            return fail("--bpe gpt2 needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        for path in (args.encoder_json, args.vocab_bpe, args.dict):
+            if not os.path.isfile(path):
+                return fail(f"{path}: no such file")
+        shutil.copyfile(args.encoder_json, os.path.join(out, "encoder.json"))
+        shutil.copyfile(args.vocab_bpe, os.path.join(out, "vocab.bpe"))
+        init, initargs = B._init_gpt2, (args.encoder_json, args.vocab_bpe)
+        bpe_info = {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"}
+
+    counts = collections.Counter()
+    for split in splits:
+        for side in ("source", "target"):
+            n = B.encode_file(os.path.join(args.data_dir, f"{split}.{side}"), os.path.join(tmp, f"{split}.{side}"),
+                              workers, init, initargs, False, counts if split == "train" else None)
+            print(f"[binarize-seq2seq] {split}.{side}: {n} lines encoded", file=sys.stderr)
+
+    if args.bpe == "sentencepiece":
+        dict_path = os.path.join(tmp, "dict.txt")
+        B.write_spm_dict(os.path.join(out, "spm.model"), counts, dict_path)
+    else:
+        dict_path = args.dict
+    for side in ("source", "target"):
+        stale = os.path.join(out, f"dict.{side}.txt")
+        if os.path.exists(stale):
+            os.remove(stale)  # fairseq-preprocess refuses to overwrite
+
+    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", "source", "--target-lang", "target",
+           "--srcdict", dict_path, "--tgtdict", dict_path, "--destdir", out, "--workers", str(workers),
+           "--dataset-impl", "mmap"]
+    for split, flag in (("train", "--trainpref"), ("valid", "--validpref"), ("test", "--testpref")):
+        if split in splits:
+            cmd += [flag, os.path.join(tmp, split)]
+    if "train" not in splits:
+        # fairseq-preprocess always binarizes --trainpref; point it at the first split we have so
+        # an evaluation-only folder (e.g. MEDIQA-MAS valid/test without MEDIQA-AnS) can be built.
+        cmd += ["--trainpref", os.path.join(tmp, splits[0])]
+    print("[binarize-seq2seq] fairseq-preprocess " + " ".join(cmd[3:]), file=sys.stderr)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(os.path.join(out, "preprocess.log"), "w") as f:
+        f.write(proc.stdout)
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], file=sys.stderr)
+        return fail(f"fairseq-preprocess failed (exit {proc.returncode}); see {out}/preprocess.log")
+    if "train" not in splits:
+        for ext in ("bin", "idx"):
+            for side in ("source", "target"):
+                p = os.path.join(out, f"train.source-target.{side}.{ext}")
+                if os.path.exists(p):
+                    os.remove(p)  # a stand-in, not training data
+    with open(os.path.join(out, "bpe.json"), "w") as f:
+        json.dump(bpe_info, f, indent=2)
+    if not args.keep_bpe_text:
+        shutil.rmtree(tmp)
+    print(f"[binarize-seq2seq] wrote {out} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

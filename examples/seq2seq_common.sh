@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Shared body of examples/<dataset>/run.sh: prepare -> binarize -> fine-tune -> generate -> score,
+# with the paper's settings (§5.3): lr 5e-5 (base) / 1e-5 (large), 20 epochs for dialogue and 6 for
+# summarization, validation every epoch keeping the best checkpoint, beam 5, no length penalty.
+# The per-dataset run.sh sets DATASET, TASK_TYPE (dialogue|summarization) and INPUTS, then sources
+# this file.  Every variable below can be overridden from the environment.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${DATASET:?set by run.sh}" "${TASK_TYPE:?set by run.sh}" "${INPUTS:?set by run.sh}"
+
+# --- what to fine-tune ---------------------------------------------------------------------------
+SIZE=${SIZE:-base}                       # base | large
+CHECKPOINT=${CHECKPOINT-checkpoints/biobart-$SIZE/model.pt}  # biobart-convert hf-to-fairseq OUT/model.pt, or a
+                                         # biomed_denoising checkpoint; empty = train from scratch (tests only)
+BPE=${BPE:-gpt2}                         # gpt2 (BART/BioBART vocabulary) | sentencepiece (from-scratch tests)
+BPE_DIR=${BPE_DIR:-$(dirname "${CHECKPOINT:-.}")}  # holds encoder.json, vocab.bpe, dict.txt (written by biobart-convert)
+ARCH_ARGS=${ARCH_ARGS:---arch bart_$SIZE}
+# --- hardware ------------------------------------------------------------------------------------
+GPUS=${GPUS-0}                           # CUDA_VISIBLE_DEVICES list, e.g. 0,1,2,3; empty = CPU
+if [ -n "$GPUS" ]; then PRECISION=${PRECISION---fp16}; else PRECISION=${PRECISION-}; fi  # --fp16 | --bf16 | ""
+MAX_TOKENS=${MAX_TOKENS:-2048}           # per GPU per forward pass
+BATCH_SIZE=${BATCH_SIZE:-16}             # sentences per GPU per forward pass
+UPDATE_FREQ=${UPDATE_FREQ:-1}
+# --- paper settings --------------------------------------------------------------------------------
+if [ "$SIZE" = large ]; then LR=${LR:-1e-5}; else LR=${LR:-5e-5}; fi
+if [ "$TASK_TYPE" = dialogue ]; then EPOCHS=${EPOCHS:-20}; else EPOCHS=${EPOCHS:-6}; fi
+BEAM=${BEAM:-5}
+LENPEN=${LENPEN:-1.0}                    # 1.0 = no length penalty
+MAX_LEN_B=${MAX_LEN_B:-200}
+NO_REPEAT=${NO_REPEAT:-0}                # e.g. 3; works on CPU too with --task biomed_translation
+BERTSCORE=${BERTSCORE:---bertscore-model roberta-large}  # or --no-bertscore, or --bertscore-model /local/model
+# --- where things go ---------------------------------------------------------------------------------
+WORK=${WORK:-work/$DATASET-$SIZE}
+PREP=$WORK/prep; BIN=$WORK/data-bin; SAVE=$WORK/checkpoints; OUT=$WORK/output
+EXTRA_TRAIN_ARGS=${EXTRA_TRAIN_ARGS:-}   # e.g. "--max-update 20 --cpu" for a smoke run
+EXTRA_PREP_ARGS=${EXTRA_PREP_ARGS:-}     # e.g. "--limit 40"
+SEED=${SEED:-1}
+
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
+CPU_FLAG=()
+if [ -n "$GPUS" ]; then export CUDA_VISIBLE_DEVICES=$GPUS; NGPU=$(awk -F, '{print NF}' <<<"$GPUS"); else NGPU=1; CPU_FLAG=(--cpu); fi
+mkdir -p "$WORK" "$OUT"
+
+echo "== 1/5 prepare $DATASET"
+# exit status 3 = written, but bad records were skipped (listed above and in stats.json)
+# shellcheck disable=SC2086
+biobart-prepare-seq2seq --dataset "$DATASET" --input $INPUTS -o "$PREP" $EXTRA_PREP_ARGS || [ $? -eq 3 ]
+[ -s "$PREP/train.source" ] || { echo "no training data in $PREP: see docs/seq2seq.md for where it comes from" >&2; exit 2; }
+
+echo "== 2/5 binarize ($BPE)"
+if [ "$BPE" = gpt2 ]; then
+  BPE_ARGS=(--bpe gpt2 --encoder-json "$BPE_DIR/encoder.json" --vocab-bpe "$BPE_DIR/vocab.bpe" --dict "$BPE_DIR/dict.txt")
+else
+  BPE_ARGS=(--bpe sentencepiece --vocab-size "${VOCAB_SIZE:-1000}")
+fi
+python -m biobart_fairseq.cli.binarize_seq2seq --data-dir "$PREP" -o "$BIN" "${BPE_ARGS[@]}" --workers "${WORKERS:-4}"
+
+echo "== 3/5 fine-tune ($SIZE, lr $LR, $EPOCHS epochs)"
+N_TRAIN=$(wc -l < "$PREP/train.source")
+UPDATES_PER_EPOCH=$(( (N_TRAIN + BATCH_SIZE * NGPU * UPDATE_FREQ - 1) / (BATCH_SIZE * NGPU * UPDATE_FREQ) ))
+TOTAL=$(( UPDATES_PER_EPOCH * EPOCHS ))
+WARMUP=$(( TOTAL * 6 / 100 ))            # BART's summarization recipe: 500 of ~8k-20k updates
+RESTORE=(); [ -n "$CHECKPOINT" ] && RESTORE=(--restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters)
+if [ -s "$PREP/valid.source" ]; then
+  VALID=(--validate-interval 1 --best-checkpoint-metric loss); BEST=checkpoint_best.pt
+else
+  VALID=(--disable-validation); BEST=checkpoint_last.pt   # MeQSum has no validation split (Table 1)
+fi
+# shellcheck disable=SC2086
+fairseq-train "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
+  --source-lang source --target-lang target $ARCH_ARGS "${RESTORE[@]}" \
+  --truncate-source --layernorm-embedding --share-all-embeddings --share-decoder-input-output-embed \
+  --max-source-positions 1024 --max-target-positions 1024 --required-batch-size-multiple 1 \
+  --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --dropout 0.1 --attention-dropout 0.1 \
+  --weight-decay 0.01 --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-08 --clip-norm 0.1 \
+  --lr-scheduler polynomial_decay --lr "$LR" --total-num-update "$TOTAL" --warmup-updates "$WARMUP" \
+  --max-epoch "$EPOCHS" --batch-size "$BATCH_SIZE" --max-tokens "$MAX_TOKENS" --update-freq "$UPDATE_FREQ" \
+  --skip-invalid-size-inputs-valid-test "${VALID[@]}" --save-dir "$SAVE" --no-epoch-checkpoints \
+  --seed "$SEED" --log-format simple --log-interval "${LOG_INTERVAL:-10}" "${CPU_FLAG[@]}" $PRECISION $EXTRA_TRAIN_ARGS 2>&1 | tee "$WORK/train.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fairseq-train failed; see $WORK/train.log" >&2; exit 1; }
+
+echo "== 4/5 generate (beam $BEAM, lenpen $LENPEN)"
+if [ "$BPE" = gpt2 ]; then
+  GEN_BPE=(--bpe gpt2 --gpt2-encoder-json "$BIN/encoder.json" --gpt2-vocab-bpe "$BIN/vocab.bpe")
+else
+  GEN_BPE=(--bpe sentencepiece --sentencepiece-model "$BIN/spm.model")
+fi
+fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
+  --source-lang source --target-lang target --path "$SAVE/$BEST" --gen-subset test \
+  --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
+  --beam "$BEAM" --lenpen "$LENPEN" --max-len-b "$MAX_LEN_B" --no-repeat-ngram-size "$NO_REPEAT" \
+  --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" > "$OUT/generate.out"
+# A single question instead:  echo "QUESTION" | fairseq-interactive "$BIN" --user-dir ... --task biomed_translation \
+#   --source-lang source --target-lang target --path "$SAVE/$BEST" --beam 5 "${GEN_BPE[@]}"
+
+echo "== 5/5 score"
+# shellcheck disable=SC2086
+biobart-score --hyp "$OUT/generate.out" --from-generate --write-hyp "$OUT/hyp.txt" --ref "$PREP/test.target" \
+  $BERTSCORE --json | tee "$OUT/scores.json"
