@@ -82,3 +82,31 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     (tmp_path / "t.txt").write_text("A sentence.\n")
     assert binarize.main(["--train", str(tmp_path / "t.txt"), "-o", str(tmp_path / "o"), "--bpe", "gpt2"]) == 2
     assert "--encoder-json" in capsys.readouterr().err
+
+
+def test_seq2seq_gpt2_pairs_decode_back(tmp_path):
+    """binarize_seq2seq with GPT-2 files: every source/target line decodes to its text and
+    the dictionary is the given one on both sides (no `<s>`, one `</s>`)."""
+    from biobart_fairseq.cli import binarize_seq2seq
+
+    enc_json, vocab_bpe, dict_txt = tiny_gpt2_files(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    pairs = {"train": [("Cell death was measured.", "Cell death."), ("The cell count fell.", "Cells fell.")],
+             "valid": [("Aspirin inhibits platelets.", "Aspirin.")], "test": [("It rose in 2 cell lines.", "Rose.")]}
+    for split, rows in pairs.items():
+        (raw / f"{split}.source").write_text("".join(s + "\n" for s, _ in rows))
+        (raw / f"{split}.target").write_text("".join(t + "\n" for _, t in rows))
+    out = tmp_path / "bin"
+    assert binarize_seq2seq.main(["--data-dir", str(raw), "-o", str(out), "--bpe", "gpt2", "--encoder-json",
+                                  str(enc_json), "--vocab-bpe", str(vocab_bpe), "--dict", str(dict_txt),
+                                  "--workers", "1"]) == 0
+    encoder = get_encoder(str(enc_json), str(vocab_bpe))
+    for split, rows in pairs.items():
+        for side, col in (("source", 0), ("target", 1)):
+            d = Dictionary.load(str(out / f"dict.{side}.txt"))
+            assert [d[i] for i in range(d.nspecial, len(d))] == [str(i) for i in range(len(encoder.encoder))]
+            ds = data_utils.load_indexed_dataset(str(out / f"{split}.source-target.{side}"), d, "mmap")
+            got = [encoder.decode([int(d[t]) for t in ds[i][:-1].tolist()]) for i in range(len(ds))]
+            assert got == [r[col] for r in rows]
+            assert all(ds[i][-1] == d.eos() and d.bos() not in ds[i].tolist() for i in range(len(ds)))
