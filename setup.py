@@ -16,6 +16,8 @@ setup(
             "biobart-score=biobart_fairseq.cli.score:main",
             "biobart-prepare-el=biobart_fairseq.cli.prepare_el:main",
             "biobart-el-eval=biobart_fairseq.cli.el_eval:main",
+            "biobart-prepare-ner=biobart_fairseq.cli.prepare_ner:main",
+            "biobart-ner-score=biobart_fairseq.cli.ner_score:main",
         ]
     },
 )

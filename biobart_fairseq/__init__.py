@@ -11,7 +11,9 @@ from . import compat
 
 compat.apply_all()
 
-from .tasks import biomed_denoising, biomed_translation  # noqa: E402,F401  (registers the tasks)
+from .tasks import biomed_denoising, biomed_translation, bartner_ner  # noqa: E402,F401  (registers the tasks)
+from .models import bartner  # noqa: E402,F401
+from .criterions import bartner_loss  # noqa: E402,F401  (fairseq does not auto-import criterions/)
 from .hub import from_pretrained  # noqa: E402,F401
 
 __version__ = "0.1.0"

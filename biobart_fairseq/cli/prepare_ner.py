@@ -1,0 +1,210 @@
+"""``biobart-prepare-ner``: published NER formats -> a data folder for the ``bartner_ner`` task.
+
+::
+
+    biobart-prepare-ner --format genia --input genia/train.jsonlines genia/dev.jsonlines genia/test.jsonlines \\
+        -o data-ner/genia --target-type span --bpe gpt2 --encoder-json bart/encoder.json \\
+        --vocab-bpe bart/vocab.bpe --dict bart/dict.txt --check
+
+Writes, in ``OUT``:
+
+* ``<input stem>.jsonl`` per input, in the canonical form (``tokens`` + ``entities`` with
+  ``[start, end)`` spans); name the inputs ``train``/``dev``/``test`` for the task's splits;
+* ``ner.json``: the entity types in index order (types already listed there keep their place,
+  so folders prepared split by split stay consistent) and the target type;
+* with a BPE: ``dict.txt``, ``bpe.json`` and the BPE files (the task reads them from ``OUT``).
+
+``--check`` encodes every sentence's entities into BARTNER targets and decodes them back,
+counting, per input, entities that do not come back.  Entities identical (same type and
+words) to another of the same sentence come back once and are counted apart as duplicates;
+entities cut by ``--max-source-positions`` are counted apart as truncated.
+
+Exit status: 0 written (and, with ``--check``, every entity round-trips), 1 written but some
+entities do not round-trip, 2 bad input or arguments (nothing written).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from ..data import ner_formats
+from ..data.ner_formats import NerFormatError, atomic_write_text, entity_key
+from ..data.ner_targets import TARGET_TYPES, decode_target
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="biobart-prepare-ner", description=__doc__.split("\n\n")[0].strip("`: "),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--format", required=True, choices=sorted(ner_formats.READERS),
+                   help="input format: dai = 3-line blocks of Dai et al. 2020 (CADEC, ShARe13/14), genia = GENIA "
+                        "JSON lines (5 coarse types of Lin et al. 2019), jsonl = canonical NER JSONL")
+    p.add_argument("--input", required=True, nargs="+", help="input files; each gives OUT/<stem>.jsonl")
+    p.add_argument("-o", "--out-dir", required=True, help="destination data folder")
+    p.add_argument("--target-type", choices=TARGET_TYPES, default="word",
+                   help="BARTNER target type recorded in ner.json and used by --check (default: %(default)s, the paper's)")
+    p.add_argument("--check", action="store_true",
+                   help="decode every target back and report entities that do not round-trip (needs a BPE)")
+    p.add_argument("--max-source-positions", type=int, default=1024,
+                   help="longest source in BPE tokens incl. <s> and </s>, as the task's flag (default: %(default)s)")
+    g = p.add_argument_group("BPE (copied into OUT for the task)")
+    g.add_argument("--bpe", choices=["gpt2", "sentencepiece"], help="BPE of the model to fine-tune")
+    g.add_argument("--bpe-dir", help="take dict.txt, bpe.json and its files from this folder (e.g. biobart-binarize output)")
+    g.add_argument("--encoder-json", help="GPT-2 encoder.json (local path)")
+    g.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe / merges.txt (local path)")
+    g.add_argument("--spm-model", help="sentencepiece model (local path)")
+    g.add_argument("--dict", help="the model's dict.txt (for sentencepiece: made from the model when absent)")
+    return p.parse_args(argv)
+
+
+def fail(msg):
+    print(f"biobart-prepare-ner: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def bpe_files(args):
+    """{name in OUT: source path} and the bpe.json record, from the BPE arguments (None: no BPE)."""
+    if args.bpe_dir:
+        info_path = os.path.join(args.bpe_dir, "bpe.json")
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+        files = {"dict.txt": os.path.join(args.bpe_dir, "dict.txt")}
+        for key in ("model", "encoder_json", "vocab_bpe"):
+            if info.get(key):
+                files[os.path.basename(info[key])] = os.path.join(args.bpe_dir, info[key])
+                info[key] = os.path.basename(info[key])
+        return files, info
+    if args.bpe == "gpt2":
+        if not (args.encoder_json and args.vocab_bpe and args.dict):
+            raise ValueError("--bpe gpt2 needs --encoder-json, --vocab-bpe and --dict")
+        return ({"encoder.json": args.encoder_json, "vocab.bpe": args.vocab_bpe, "dict.txt": args.dict},
+                {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"})
+    if args.bpe == "sentencepiece":
+        if not args.spm_model:
+            raise ValueError("--bpe sentencepiece needs --spm-model")
+        files = {"spm.model": args.spm_model}
+        if args.dict:
+            files["dict.txt"] = args.dict
+        return files, {"type": "sentencepiece", "model": "spm.model"}
+    return None, None
+
+
+def check_round_trip(sentences, encode_word, dictionary, types, target_type, max_source_positions):
+    """Counts of entities that come back / do not come back through encode + decode."""
+    from ..data.ner_dataset import encode_sentence
+
+    type_index = {t: i for i, t in enumerate(types)}
+    counts = {"sentences": len(sentences), "entities": 0, "round_trip": 0, "duplicates": 0,
+              "truncated": 0, "not_round_trip": 0, "spurious": 0}
+    examples = []
+    for n, sent in enumerate(sentences):
+        ex = encode_sentence(sent, encode_word, dictionary, type_index, target_type, max_source_positions)
+        decoded = {entity_key(e) for e in decode_target(ex["target"].tolist(), ex["wp"], types, target_type)}
+        seen = set()
+        counts["entities"] += len(sent["entities"])
+        counts["truncated"] += ex["truncated_entities"]
+        kept = len(ex["wp"].first)  # words that fit in the source
+        for e in sent["entities"]:
+            key = entity_key(e)
+            if key in seen:
+                counts["duplicates"] += 1
+            elif max(b for _, b in e["spans"]) > kept:
+                pass  # counted as truncated
+            elif key in decoded:
+                counts["round_trip"] += 1
+            else:
+                counts["not_round_trip"] += 1
+                if len(examples) < 5:
+                    examples.append({"sentence": n, "entity": e})
+            seen.add(key)
+        counts["spurious"] += len(decoded - seen)
+    counts["examples"] = examples
+    return counts
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # read everything first: a bad line stops the run before anything is written
+    data, stats = {}, {}
+    for path in args.input:
+        if not os.path.isfile(path):
+            return fail(f"{path}: no such file")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in data:
+            return fail(f"{path}: a second input with stem {stem!r} would overwrite OUT/{stem}.jsonl")
+        try:
+            st = {}
+            data[stem] = ner_formats.read(path, args.format, st)
+            stats[stem] = st
+        except NerFormatError as e:
+            return fail(str(e))
+    try:
+        files, info = bpe_files(args)
+    except (ValueError, OSError, json.JSONDecodeError) as e:
+        return fail(str(e))
+    if args.check and files is None:
+        return fail("--check needs the model's BPE (--bpe ... or --bpe-dir)")
+    for name, src in (files or {}).items():
+        if not os.path.isfile(src):
+            return fail(f"{src}: no such file (for OUT/{name})")
+
+    out = args.out_dir
+    os.makedirs(out, exist_ok=True)
+    meta_path = os.path.join(out, "ner.json")
+    types = []
+    if os.path.isfile(meta_path):
+        with open(meta_path, encoding="utf-8") as f:
+            types = json.load(f).get("types", [])
+    new = sorted({e["type"] for sents in data.values() for s in sents for e in s["entities"]} - set(types))
+    types += new
+
+    if files:
+        for name, src in files.items():
+            if os.path.abspath(src) != os.path.abspath(os.path.join(out, name)):
+                tmp = os.path.join(out, f".{name}.part")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, os.path.join(out, name))
+        if "dict.txt" not in files:  # sentencepiece without a dict: every piece of the model
+            from .binarize import write_spm_dict
+
+            tmp = os.path.join(out, ".dict.txt.part")
+            write_spm_dict(os.path.join(out, "spm.model"), {}, tmp)
+            os.replace(tmp, os.path.join(out, "dict.txt"))
+        atomic_write_text(os.path.join(out, "bpe.json"), json.dumps(info, indent=2) + "\n")
+
+    for stem, sents in data.items():
+        ner_formats.write(os.path.join(out, f"{stem}.jsonl"), sents, "jsonl")
+        n_ent = sum(len(s["entities"]) for s in sents)
+        dropped = stats[stem].get("dropped_types", 0)
+        print(f"[prepare-ner] {stem}: {len(sents)} sentences, {n_ent} entities"
+              + (f" ({dropped} outside the 5 GENIA types dropped)" if dropped else ""), file=sys.stderr)
+    atomic_write_text(meta_path, json.dumps({"types": types, "target_type": args.target_type, "format": args.format},
+                                            indent=2) + "\n")
+
+    if not args.check:
+        return 0
+    from fairseq.data import Dictionary
+
+    from ..data.ner_dataset import word_encoder
+    from ..data.word_starts import load_bpe_info
+    from ..hub import build_bpe
+
+    dictionary = Dictionary.load(os.path.join(out, "dict.txt"))
+    info = load_bpe_info(os.path.join(out, "bpe.json"))
+    encode_word = word_encoder(build_bpe(info), info["type"], dictionary)
+    report, bad = {}, 0
+    for stem, sents in data.items():
+        c = check_round_trip(sents, encode_word, dictionary, types, args.target_type, args.max_source_positions)
+        report[stem] = c
+        bad += c["not_round_trip"] + c["spurious"]
+        print(f"[prepare-ner] check {stem} ({args.target_type}): {c['round_trip']}/{c['entities']} entities round-trip, "
+              f"{c['not_round_trip']} do not, {c['duplicates']} duplicates (same type and words as another entity of "
+              f"the sentence: one target tuple), {c['truncated']} cut by --max-source-positions", file=sys.stderr)
+    atomic_write_text(os.path.join(out, f"check.{args.target_type}.json"), json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: {x: v for x, v in c.items() if x != "examples"} for k, c in report.items()}))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""``bartner_ner``: nested, flat and discontinuous NER as BARTNER pointer generation.
+
+::
+
+    fairseq-train DATA --user-dir biobart_fairseq --task bartner_ner --target-type word \\
+        --arch bartner_base --criterion bartner_loss --finetune-from-model biobart/model.pt ...
+
+``DATA`` is what ``biobart-prepare-ner`` writes: ``<split>.jsonl`` (canonical NER JSONL),
+``ner.json`` (the entity types, in index order), ``dict.txt`` and ``bpe.json`` with its BPE
+files.  Sentences are BPE-encoded word by word when a split is loaded (GPT-2 words with a
+leading space, as BART's tokenizer with ``add_prefix_space=True``), so the same data folder
+serves every target type.  The dictionary gets ``<mask>`` (so it matches a
+denoising-pretrained checkpoint row for row) and one ``<<type>>`` token per entity type.
+
+Validation also decodes (greedy unless ``--eval-beam``) and logs ``ner_f1`` (entity-level
+micro F1 by exact match), so ``--best-checkpoint-metric ner_f1
+--maximize-best-checkpoint-metric`` keeps the best dev epoch, as BARTNER reports.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+from fairseq import metrics, utils
+from fairseq.data import Dictionary
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+
+from ..criterions import bartner_loss  # noqa: F401  (fairseq only auto-imports tasks/ and models/)
+from ..data.ner_dataset import NerDataset, encode_sentence, word_encoder
+from ..data.ner_formats import read_jsonl
+from ..data.ner_targets import TARGET_TYPES, decode_target
+from ..data.word_starts import load_bpe_info
+from ..metrics.entity_f1 import EntityCounts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BartNerConfig(FairseqDataclass):
+    data: str = field(default="", metadata={"help": "folder written by biobart-prepare-ner (SPLIT.jsonl, ner.json, dict.txt, bpe.json)"})
+    target_type: ChoiceEnum(TARGET_TYPES) = field(
+        default="word",
+        metadata={"help": "pointers per entity: word = first BPE of each word (paper), span = first/last BPE "
+                          "of each fragment (BARTNER's GENIA setting), bpe = every BPE"},
+    )
+    bpe_info: str = field(default="", metadata={"help": "bpe.json of the BPE (default: DATA/bpe.json)"})
+    max_source_positions: int = field(default=1024, metadata={"help": "longest source in BPE tokens incl. <s> </s>; longer sentences are cut"})
+    max_target_positions: int = field(default=1024, metadata={"help": "longest target (indices incl. eos)"})
+    eval_f1: bool = field(default=True, metadata={"help": "decode the validation set and log ner_f1"})
+    eval_beam: int = field(default=1, metadata={"help": "beam size of the validation decoding (BARTNER: greedy)"})
+    max_len_a: float = field(default=0.6, metadata={"help": "decode at most max_len_b + max_len_a * source length indices"})
+    max_len_b: int = field(default=10, metadata={"help": "see --max-len-a"})
+
+
+def type_token(name):
+    return f"<<{name}>>"
+
+
+@register_task("bartner_ner", dataclass=BartNerConfig)
+class BartNerTask(FairseqTask):
+    cfg: BartNerConfig
+
+    def __init__(self, cfg, dictionary, types, bpe):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+        self.types = list(types)
+        self.type_index = {t: i for i, t in enumerate(self.types)}
+        self.bpe = bpe
+        self.encode_word = word_encoder(bpe, bpe.kind, dictionary)
+        self.type_token_ids = [dictionary.index(type_token(t)) for t in self.types]
+        # the type token's embedding starts as the mean of its name's BPE ("cell_type" -> "cell type")
+        self.type_name_ids = [[i for w in t.replace("_", " ").replace("-", " ").split() for i in self.encode_word(w)]
+                              for t in self.types]
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        data = utils.split_paths(cfg.data)[0] if cfg.data else ""
+        meta_path = os.path.join(data, "ner.json")
+        if not os.path.isfile(meta_path):
+            raise FileNotFoundError(f"{meta_path}: not found; write the data folder with biobart-prepare-ner")
+        with open(meta_path, encoding="utf-8") as f:
+            types = json.load(f)["types"]
+        dict_path = os.path.join(data, "dict.txt")
+        if not os.path.isfile(dict_path):
+            raise FileNotFoundError(f"{dict_path}: not found; give biobart-prepare-ner the model's BPE (--bpe ... or --bpe-dir)")
+        dictionary = Dictionary.load(dict_path)
+        dictionary.add_symbol("<mask>")
+        for t in types:
+            dictionary.add_symbol(type_token(t))
+        from ..hub import build_bpe
+
+        bpe_info = load_bpe_info(cfg.bpe_info or os.path.join(data, "bpe.json"))
+        bpe = build_bpe(bpe_info)
+        bpe.kind = bpe_info["type"]
+        logger.info(f"dictionary: {len(dictionary)} symbols incl. {len(types)} type tokens; bpe {bpe_info['type']}")
+        return cls(cfg, dictionary, types, bpe)
+
+    def encode(self, sentences):
+        return [encode_sentence(s, self.encode_word, self.dictionary, self.type_index, self.cfg.target_type,
+                                self.cfg.max_source_positions) for s in sentences]
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        path = os.path.join(utils.split_paths(self.cfg.data)[0], f"{split}.jsonl")
+        if not os.path.isfile(path):
+            hint = " (biobart-prepare-ner names splits after the input files: e.g. --valid-subset dev)" if split == "valid" else ""
+            raise FileNotFoundError(f"{path}: not found (split {split!r}){hint}")
+        sentences = read_jsonl(path)
+        unknown = sorted({e["type"] for s in sentences for e in s["entities"]} - set(self.types))
+        if unknown:
+            raise ValueError(f"{path}: entity types {unknown} are not in ner.json {self.types}")
+        examples = self.encode(sentences)
+        cut = sum(e["truncated_entities"] for e in examples)
+        if cut:
+            logger.warning(f"{path}: {cut} entities beyond --max-source-positions {self.cfg.max_source_positions} dropped")
+        self.datasets[split] = NerDataset(examples, self.dictionary.pad())
+        logger.info(f"{path}: {len(examples)} sentences")
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+    def max_positions(self):
+        return (self.cfg.max_source_positions, self.cfg.max_target_positions)
+
+    # ------------------------------------------------------------------ decoding
+
+    def decode_batch(self, model, sample, examples, beam=None, max_len_a=None, max_len_b=None):
+        """Predicted entities (canonical dicts) for the sentences of a collated batch."""
+        net = sample["net_input"]
+        seqs = model.generate(net["src_tokens"], net["src_lengths"], sample["word_first"], sample["word_last"],
+                              target_type=self.cfg.target_type, beam=beam or self.cfg.eval_beam,
+                              max_len_a=self.cfg.max_len_a if max_len_a is None else max_len_a,
+                              max_len_b=self.cfg.max_len_b if max_len_b is None else max_len_b)
+        return [decode_target(seq, ex["wp"], self.types, self.cfg.target_type) for seq, ex in zip(seqs, examples)]
+
+    def predict(self, model, sentences, beam=1, max_len_a=None, max_len_b=None, batch_size=32):
+        """Canonical sentences with their ``entities`` replaced by the model's predictions."""
+        import torch
+
+        model.eval()
+        examples = self.encode(sentences)
+        dataset = NerDataset(examples, self.dictionary.pad())
+        device = next(model.parameters()).device
+        out = [None] * len(sentences)
+        order = dataset.ordered_indices()
+        for i in range(0, len(order), batch_size):
+            ids = order[i: i + batch_size].tolist()
+            sample = dataset.collater([dataset[j] for j in ids])
+            if device.type == "cuda":
+                sample = utils.move_to_cuda(sample, device=device)
+            with torch.no_grad():
+                preds = self.decode_batch(model, sample, [examples[j] for j in ids], beam, max_len_a, max_len_b)
+            for j, ents in zip(ids, preds):
+                out[j] = {**sentences[j], "entities": ents}
+        return out
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if self.cfg.eval_f1:
+            examples = sample["ner_examples"]
+            preds = self.decode_batch(model, sample, examples)
+            counts = EntityCounts()
+            for ex, pred in zip(examples, preds):
+                counts.add_sentence(ex["entities"], pred)
+            logging_output["_ner_tp"] = sum(counts.tp.values())
+            logging_output["_ner_pred"] = sum(counts.pred.values())
+            logging_output["_ner_gold"] = sum(counts.gold.values())
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if not self.cfg.eval_f1 or not any("_ner_gold" in log for log in logging_outputs):
+            return
+        for key in ("_ner_tp", "_ner_pred", "_ner_gold"):
+            metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
+
+        def f1(meters):
+            tp, pred, gold = (meters[k].sum for k in ("_ner_tp", "_ner_pred", "_ner_gold"))
+            return round(2 * tp / (pred + gold), 4) if pred + gold else 0.0
+
+        metrics.log_derived("ner_f1", f1)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# BioBART + BARTNER on CADEC (discontinuous adverse drug events, social media),
+# with BARTNER's settings (ANCHORS.md §3): word targets, lr 2e-5, beam 4, max length 10 + 1.6 * source length,
+# 30 epochs, batch 16, 1 % warm-up then linear decay, wd 0.01; test at the best dev epoch.
+#
+#   biobart-prepare-ner --format dai --input cadec/{train,dev,test}.txt -o data-ner/cadec \
+#       --target-type word --bpe gpt2 --encoder-json biobart/encoder.json --vocab-bpe biobart/vocab.bpe \
+#       --dict biobart/dict.txt --check
+#   DATA=data-ner/cadec BART=biobart bash examples/ner_cadec/run.sh [extra fairseq-train flags]
+#
+# Env: DATA (biobart-prepare-ner folder with train/dev/test.jsonl), BART (folder with model.pt,
+# e.g. from biobart-convert hf-to-fairseq), SAVE_DIR, ARCH (bartner_base | bartner_large),
+# EPOCHS, BATCH, SEED, STAGES ("train test"; "train" or "test" alone).
+# Deviation from BARTNER: fairseq has no clip-by-value and no weight-decay exclusion for layer
+# norms; we clip the gradient norm at 5 and decay every weight.
+set -euo pipefail
+
+TARGET_TYPE=${TARGET_TYPE:-word}
+LR=${LR:-2e-5}
+BEAM=${BEAM:-4}
+LEN_A=${LEN_A:-1.6}
+HEAD_FLAGS=()
+
+DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
+BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+SAVE_DIR=${SAVE_DIR:-checkpoints/ner_cadec}
+ARCH=${ARCH:-bartner_base}
+EPOCHS=${EPOCHS:-30}
+BATCH=${BATCH:-16}
+SEED=${SEED:-1}
+STAGES=${STAGES:-train test}
+PYTHON=${PYTHON:-python}
+
+# locate the plugin without importing it (importing it imports fairseq: seconds)
+PLUGIN=$("$PYTHON" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')
+N=$(grep -c . "$DATA/train.jsonl")
+UPDATES=$(( (N + BATCH - 1) / BATCH * EPOCHS ))
+WARMUP=$(( UPDATES / 100 > 0 ? UPDATES / 100 : 1 ))
+
+if [[ " $STAGES " == *" train "* ]]; then
+  fairseq-train "$DATA" --user-dir "$PLUGIN" --task bartner_ner --target-type "$TARGET_TYPE" \
+    --arch "$ARCH" "${HEAD_FLAGS[@]}" --finetune-from-model "$BART/model.pt" --criterion bartner_loss \
+    --optimizer adam --adam-betas '(0.9, 0.999)' --adam-eps 1e-8 --weight-decay 0.01 --clip-norm 5 \
+    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$UPDATES" \
+    --max-epoch "$EPOCHS" --batch-size "$BATCH" --required-batch-size-multiple 1 \
+    --valid-subset dev --eval-beam "$BEAM" --max-len-a "$LEN_A" --max-len-b 10 \
+    --best-checkpoint-metric ner_f1 --maximize-best-checkpoint-metric \
+    --save-dir "$SAVE_DIR" --no-epoch-checkpoints --seed "$SEED" \
+    --log-format simple --log-interval 50 \
+    "$@"
+fi
+if [[ " $STAGES " == *" test "* ]]; then
+  "$PYTHON" -m biobart_fairseq.cli.ner_score --checkpoint "$SAVE_DIR/checkpoint_best.pt" --data "$DATA" \
+    --split test --beam "$BEAM" --max-len-a "$LEN_A" --max-len-b 10 \
+    --pred-out "$SAVE_DIR/test.pred.jsonl" --output-json "$SAVE_DIR/test.scores.json"
+fi
