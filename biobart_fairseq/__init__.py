@@ -3,15 +3,16 @@
 ``fairseq-train DATA --user-dir biobart_fairseq --task biomed_denoising --arch bart_base ...``
 
 Importing the package applies the documented fairseq workarounds (``compat``) first and
-then registers the plugin's tasks, so the registration happens whether fairseq imports us
-through ``--user-dir`` or a Python program imports us directly.
+then registers the plugin's tasks (biomed_denoising, biomed_translation, biomed_entity_linking,
+bartner_ner), model (bartner) and criterion (bartner_loss), so the registration happens whether
+fairseq imports us through ``--user-dir`` or a Python program imports us directly.
 """
 
 from . import compat
 
 compat.apply_all()
 
-from .tasks import biomed_denoising, biomed_translation, bartner_ner  # noqa: E402,F401  (registers the tasks)
+from .tasks import bartner_ner, biomed_denoising, biomed_translation, entity_linking  # noqa: E402,F401
 from .models import bartner  # noqa: E402,F401
 from .criterions import bartner_loss  # noqa: E402,F401  (fairseq does not auto-import criterions/)
 from .hub import from_pretrained  # noqa: E402,F401

@@ -1,0 +1,171 @@
+"""biobart-el-eval: decode an entity-linking split with the KB trie and report Recall@1/@5.
+
+    biobart-el-eval DATA --path ckpt/checkpoint_best.pt --split test --beam 5 -o preds.jsonl
+    biobart-el-eval --average fold*/results.json          # AskAPatient: mean over folds
+
+Decoding: batched beam search, each sample's ``<mention> is`` forced, the synonym
+constrained to KB names (``DATA/trie.npz``), beams ranked by the synonym's score.  Each
+ranked name maps to its CUIs through ``DATA/kb_names.tsv`` (by token ids, no
+detokenisation); a mention is a hit at k when a gold CUI (any, for composite mentions)
+is among the CUIs of the top-k names.  Every output is checked to be a KB name; the count
+of those that are not (only possible if a hypothesis hits ``--max-len-b``) is reported.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from ..metrics.recall_at_k import average_folds, recall_at_k
+
+PROG = "biobart-el-eval"
+
+
+def read_kb_names(path):
+    """token-id tuple -> (name, [cuis]) from ``kb_names.tsv``."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) != 3:
+                raise ValueError(f"{path}:{lineno}: expected name<TAB>cuis<TAB>ids")
+            out[tuple(int(t) for t in cols[2].split())] = (cols[0], cols[1].split("|"))
+    return out
+
+
+def read_meta(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load(data, checkpoint, cpu=True):
+    import biobart_fairseq  # noqa: F401  (applies compat)
+    import biobart_fairseq.tasks.entity_linking  # noqa: F401  (registers biomed_entity_linking)
+    from fairseq import checkpoint_utils
+
+    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [checkpoint], arg_overrides={"data": data}, task=None)
+    for m in models:
+        m.eval()
+        if not cpu and torch.cuda.is_available():
+            m.cuda()
+    return models, task
+
+
+def build_generator(task, models, beam=5, lenpen=1.0, max_len_b=200, stock_search=False):
+    from fairseq.dataclass.configs import GenerationConfig
+
+    gcfg = GenerationConfig(beam=beam, nbest=beam, lenpen=lenpen, max_len_b=max_len_b, min_len=1)
+    task.cfg.el_stock_search = stock_search
+    return task.build_generator(models, gcfg)
+
+
+def decode(task, models, split, beam=5, batch_size=32, max_tokens=None, lenpen=1.0, stock_search=False,
+           progress=True):
+    """-> list (dataset order) of ranked hypotheses ``[(name_token_ids, score), ...]``."""
+    from fairseq import utils
+
+    if split not in task.datasets:
+        task.load_dataset(split)
+    ds = task.dataset(split)
+    gen = build_generator(task, models, beam, lenpen, stock_search=stock_search)
+    itr = task.get_batch_iterator(
+        ds, max_tokens=max_tokens, max_sentences=batch_size, ignore_invalid_inputs=False,
+        required_batch_size_multiple=1, num_workers=0).next_epoch_itr(shuffle=False)
+    out = [None] * len(ds)
+    use_cuda = next(models[0].parameters()).is_cuda
+    for sample in tqdm(itr, desc=f"decode {split}", unit=" batches", disable=not progress or None):
+        if use_cuda:
+            sample = utils.move_to_cuda(sample)
+        hypos = task.inference_step(gen, models, sample)
+        for sid, plen, hs in zip(sample["id"].tolist(), sample["prefix_lens"].tolist(), hypos):
+            out[sid] = [(tuple(h["tokens"][plen:-1].tolist()), float(h["score"])) for h in hs]
+    return out
+
+
+def score(ranked, meta, kb_names, ks=(1, 5)):
+    """-> (metrics dict, prediction records)."""
+    ranked_cuis, gold, records, not_in_kb, total = [], [], [], 0, 0
+    for i, (hyps, m) in enumerate(zip(ranked, meta)):
+        names, cuis = [], []
+        for ids, sc in hyps or []:
+            total += 1
+            hit = kb_names.get(ids)
+            if hit is None:
+                not_in_kb += 1
+                names.append(None)
+                cuis.append([])
+            else:
+                names.append(hit[0])
+                cuis.append(hit[1])
+        ranked_cuis.append(cuis)
+        gold.append(m["cuis"])
+        records.append({"id": i, "doc_id": m.get("doc_id"), "mention": m.get("mention"), "gold": m["cuis"],
+                        "names": names, "cuis": cuis, "scores": [sc for _, sc in hyps or []]})
+    res = recall_at_k(ranked_cuis, gold, ks)
+    res["outputs"] = total
+    res["outputs_not_in_kb"] = not_in_kb
+    return res, records
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", nargs="?", help="folder written by biobart-prepare-el --bpe (OUT/bin)")
+    p.add_argument("--path", help="model checkpoint (fairseq .pt)")
+    p.add_argument("--split", default="test", help="fairseq split to decode: test or valid (default: %(default)s)")
+    p.add_argument("--beam", type=int, default=5, help="beam size = names ranked per mention (default: %(default)s)")
+    p.add_argument("--lenpen", type=float, default=1.0, help="length penalty of the synonym score (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="mentions per batch (default: %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=None, help="or: source tokens per batch")
+    p.add_argument("--gpu", action="store_true", help="decode on CUDA when available (default: CPU)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default: torch's choice; 1 is much faster for small models on a busy machine)")
+    p.add_argument("-o", "--predictions", help="write the ranked names and CUIs of every mention here (JSONL)")
+    p.add_argument("--results", help="write the metrics here (JSON; default DATA/results.<split>.json)")
+    p.add_argument("--average", nargs="+", metavar="RESULTS_JSON",
+                   help="only average these results files (e.g. AskAPatient's 10 folds) and print the mean")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.average:
+        results = []
+        for f in args.average:
+            with open(f) as fh:
+                results.append(json.load(fh))
+        mean = average_folds(results)
+        print(json.dumps(mean))
+        return 0
+    if not args.data or not args.path:
+        print(f"{PROG}: error: DATA and --path are required (or --average)", file=sys.stderr)
+        return 2
+    for f in (args.path, os.path.join(args.data, "kb_names.tsv"), os.path.join(args.data, f"{args.split}.meta.jsonl")):
+        if not os.path.isfile(f):
+            print(f"{PROG}: error: {f}: no such file", file=sys.stderr)
+            return 2
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    models, task = load(args.data, args.path, cpu=not args.gpu)
+    t0 = time.perf_counter()
+    ranked = decode(task, models, args.split, args.beam, args.batch_size, args.max_tokens, args.lenpen)
+    secs = time.perf_counter() - t0
+    res, records = score(ranked, read_meta(os.path.join(args.data, f"{args.split}.meta.jsonl")),
+                         read_kb_names(os.path.join(args.data, "kb_names.tsv")))
+    res["mentions_per_s"] = len(ranked) / secs if secs else 0.0
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    with open(args.results or os.path.join(args.data, f"results.{args.split}.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""biobart-prepare-el: entity-linking corpora -> canonical JSONL/KB -> fairseq model inputs.
+
+Step 1 (always): read the published files of a dataset and write, in ``-o OUT``,
+``<split>.jsonl`` (one mention a line: doc_id, text, start, end, mention, cuis) and, when
+``--kb`` is given, ``kb.tsv`` (``cui<TAB>name``).  AskAPatient writes ``OUT/fold<i>/``.
+
+Step 2 (with ``--bpe``): the model inputs in ``OUT/bin`` (``OUT/fold<i>/bin``), as GenBioEL:
+
+* source: the lower-cased context, at most ``--max-context-words`` words centred on the
+  mention, with ``START`` / ``END`` around the mention;
+* target: ``<mention> is`` + the gold concept's name most similar to the mention (TF-IDF
+  character n-grams, cosine); ``<split>.prefix_len.npy`` says how many target tokens are the
+  prefix (not trained on);
+* ``trie.npz`` over the token ids of every KB name + ``</s>``, ``kb_names.tsv`` (name, CUIs,
+  ids), ``<split>.meta.jsonl`` (gold CUIs of each sample, in dataset order);
+* sentencepiece (trained here, or ``--spm-model``) or GPT-2 BPE (``--encoder-json
+  --vocab-bpe --dict``: BART/BioBART's files), then ``fairseq-preprocess``.
+
+``--dataset jsonl --input DIR`` runs step 2 on canonical files written before.
+Exit status: 0 ok, 2 usage error, 3 written but some records were bad (see OUT/report.json).
+"""
+
+import argparse
+import glob
+import html
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data import el_formats as F
+
+PROG = "biobart-prepare-el"
+SPLITS = ("train", "dev", "test")
+FAIRSEQ_SPLIT = {"train": "train", "dev": "valid", "test": "test"}
+
+
+def log(msg):
+    tqdm.write(f"[{PROG}] {msg}", file=sys.stderr)
+
+
+def fail(msg):
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _one(pattern_dir, patterns, what):
+    for pat in patterns:
+        hits = sorted(glob.glob(os.path.join(pattern_dir, "**", pat), recursive=True))
+        if hits:
+            return hits[0]
+    raise FileNotFoundError(f"{pattern_dir}: no {what} file ({' or '.join(patterns)})")
+
+
+# --- step 1: published files -> canonical mentions ------------------------------------------------
+def read_dataset(args, bad):
+    """-> {out_subdir: {split: [Mention]}}; bad records are appended to ``bad``."""
+
+    def keep(records):
+        out = []
+        for r in records:
+            (bad.append(r) if isinstance(r, F.BadRecord) else out.append(r))
+        return out
+
+    d, inp = args.dataset, args.input
+    if d == "ncbi":
+        train = keep(F.read_pubtator(_one(inp, ["*trainset*", "*train*.txt"], "NCBI train")))
+        dev = keep(F.read_pubtator(_one(inp, ["*developset*", "*dev*.txt"], "NCBI dev")))
+        test = keep(F.read_pubtator(_one(inp, ["*testset*", "*test*.txt"], "NCBI test")))
+        if args.ncbi_train == "traindev":
+            # BioSyn/GenBioEL: train on train+dev; composite mentions (several ids) are
+            # dropped from training only — dev and test keep them (a hit on any id counts).
+            train = [m for m in train + dev if len(m.cuis) == 1]
+        return {"": {"train": train, "dev": dev, "test": test}}
+    if d == "bc5cdr":
+        return {"": {
+            "train": keep(F.read_pubtator(_one(inp, ["*Training*", "*train*"], "BC5CDR training"))),
+            "dev": keep(F.read_pubtator(_one(inp, ["*Development*", "*dev*"], "BC5CDR development"))),
+            "test": keep(F.read_pubtator(_one(inp, ["*Test*", "*test*"], "BC5CDR test"))),
+        }}
+    if d == "medmentions":
+        corpus = inp if os.path.isfile(inp) else _one(inp, ["corpus_pubtator.txt*"], "MedMentions corpus")
+        pmid_dir = args.split_pmids or (inp if os.path.isdir(inp) else os.path.dirname(inp))
+        out = {}
+        for split, name in (("train", "trng"), ("dev", "dev"), ("test", "test")):
+            ids = F.read_pmid_list(os.path.join(pmid_dir, f"corpus_pubtator_pmids_{name}.txt"))
+            out[split] = keep(F.read_pubtator(corpus, doc_ids=ids))
+        return {"": out}
+    if d == "cometa":
+        return {"": {s: keep(F.read_cometa(_one(inp, [f"{s}.csv", f"{s}.tsv"], f"COMETA {s}"))) for s in SPLITS}}
+    if d == "askapatient":
+        folds = {}
+        for i in range(args.folds):
+            folds[f"fold{i}"] = {
+                s: keep(F.read_askapatient(_one(inp, [f"AskAPatient.fold-{i}.{name}.txt"], f"AskAPatient fold {i} {s}")))
+                for s, name in (("train", "train"), ("dev", "validation"), ("test", "test"))}
+        return folds
+    if d == "jsonl":
+        return {"": {s: keep(F.read_jsonl(os.path.join(inp, f"{s}.jsonl")))
+                     for s in SPLITS if os.path.isfile(os.path.join(inp, f"{s}.jsonl"))}}
+    raise ValueError(d)
+
+
+def read_kb_pairs(args, bad):
+    if args.kb:
+        pairs = []
+        for r in tqdm(F.read_kb(args.kb, args.kb_format), desc="KB", unit=" names", mininterval=1, disable=None):
+            (bad.append(r) if isinstance(r, F.BadRecord) else pairs.append(r))
+        return pairs
+    if args.dataset == "askapatient":
+        files = sorted(glob.glob(os.path.join(args.input, "**", "AskAPatient.fold-*.txt"), recursive=True))
+        log(f"no --kb: the AskAPatient KB is the (cui, label) pairs of its {len(files)} fold files")
+        return F.askapatient_labels(files)
+    if args.dataset == "jsonl" and os.path.isfile(os.path.join(args.input, "kb.tsv")):
+        return [r for r in F.read_kb(os.path.join(args.input, "kb.tsv"), "tsv") if not isinstance(r, F.BadRecord)]
+    return None
+
+
+# --- step 2: canonical mentions -> model inputs -------------------------------------------------------
+def make_source(m: F.Mention, max_words: int) -> str:
+    """Lower-cased context, ``max_words`` words at most, centred on the marked mention."""
+    left = html.unescape(m.text[: m.start]).lower().split()
+    ment = html.unescape(m.text[m.start: m.end]).lower().split()
+    right = html.unescape(m.text[m.end:]).lower().split()
+    budget = max(0, max_words - len(ment) - 2)
+    n_left = min(len(left), budget // 2)
+    n_right = min(len(right), budget - n_left)
+    n_left = min(len(left), budget - n_right)  # give the left what the right did not use
+    return " ".join(left[len(left) - n_left:] + ["START"] + ment + ["END"] + right[:n_right])
+
+
+def make_prefix(m: F.Mention) -> str:
+    return " ".join(html.unescape(m.mention).lower().split()) + " is"
+
+
+class SynonymPicker:
+    """The gold concept's name most similar to the mention (TF-IDF cosine, GenBioEL)."""
+
+    def __init__(self, names):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.names = list(names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), lowercase=True, dtype=np.float32)
+        self.mat = self.vec.fit_transform(self.names)  # rows l2-normalised: dot = cosine
+
+    def pick(self, mention: str, candidates):
+        if len(candidates) == 1:
+            return candidates[0]
+        rows = [self.index[c] for c in candidates]
+        sims = (self.mat[rows] @ self.vec.transform([mention]).T).toarray().ravel()
+        return candidates[int(np.argmax(sims))]  # ties: the first name in KB order
+
+
+class Encoder:
+    def __init__(self, args, out, train_text):
+        self.kind = args.bpe
+        if args.bpe == "sentencepiece":
+            import sentencepiece as spm
+
+            from .binarize import train_sentencepiece
+
+            model = os.path.join(out, "spm.model")
+            if args.spm_model:
+                import shutil
+
+                shutil.copyfile(args.spm_model, model)
+            else:
+                log(f"training sentencepiece (vocab {args.vocab_size}) on {train_text}")
+                train_sentencepiece(train_text, os.path.join(out, "spm"), args.vocab_size, "bpe", args.workers, 2_000_000)
+            self.sp = spm.SentencePieceProcessor(model_file=model)
+            self.model = model
+        else:
+            from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
+
+            self.gpt2 = get_encoder(args.encoder_json, args.vocab_bpe)
+
+    def __call__(self, text):
+        if self.kind == "sentencepiece":
+            return self.sp.encode(text, out_type=str)
+        return [str(i) for i in self.gpt2.encode(" " + text)]  # GenBioEL: BPE(' ' + x)
+
+
+def prepare_model_inputs(args, out, splits, kb_pairs, report):
+    from fairseq.data import Dictionary
+
+    from ..decoding.trie import Trie
+
+    lowercase = not args.keep_case
+    cui_names, name_cuis = F.build_name_index(kb_pairs, lowercase=lowercase, ambiguous=args.ambiguous_names)
+    if not name_cuis:
+        raise ValueError("the KB has no usable names")
+    bin_dir = os.path.join(out, "bin")
+    text_dir = os.path.join(bin_dir, "text")
+    os.makedirs(text_dir, exist_ok=True)
+    picker = SynonymPicker(list(name_cuis))
+    rows = {}
+    counts = Counter()
+    for split, mentions in splits.items():
+        rows[split] = []
+        for m in tqdm(mentions, desc=f"targets {split}", unit=" mentions", mininterval=1, disable=None):
+            cands = [n for c in m.cuis for n in cui_names.get(c, [])]
+            cands = list(dict.fromkeys(cands))
+            if not cands:
+                counts[f"{split}_gold_not_in_kb"] += 1
+                if split == "train":
+                    continue  # nothing to learn from; eval splits keep it (it counts as a miss)
+                target, in_kb = F.conv_name(m.mention, lowercase), False
+            else:
+                target, in_kb = picker.pick(F.conv_name(m.mention, lowercase), cands), True
+            rows[split].append((make_source(m, args.max_context_words), make_prefix(m), target,
+                                {"doc_id": m.doc_id, "mention": m.mention, "cuis": m.cuis, "target": target, "in_kb": in_kb}))
+    # BPE model: trained on what it will encode (train sources/targets and the KB names)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+        train_text = f.name
+        for src, pre, tgt, _ in rows.get("train") or next(iter(rows.values())):
+            f.write(f"{src}\n{pre} {tgt}\n")
+        for n in list(name_cuis)[:500_000]:
+            f.write(n + "\n")
+    try:
+        enc = Encoder(args, bin_dir, train_text)
+    finally:
+        os.unlink(train_text)
+    tok_counts = Counter()
+    prefs = {}
+    for split, items in rows.items():
+        fs = FAIRSEQ_SPLIT[split]
+        plens = []
+        with open(os.path.join(text_dir, f"{fs}.source"), "w", encoding="utf-8") as fsrc, \
+                open(os.path.join(text_dir, f"{fs}.target"), "w", encoding="utf-8") as ftgt, \
+                open(os.path.join(bin_dir, f"{fs}.meta.jsonl"), "w", encoding="utf-8") as fmeta:
+            for src, pre, tgt, meta in tqdm(items, desc=f"BPE {split}", unit=" mentions", mininterval=1, disable=None):
+                s, p, t = enc(src), enc(pre), enc(tgt)
+                tok_counts.update(s)
+                tok_counts.update(p)
+                tok_counts.update(t)
+                fsrc.write(" ".join(s) + "\n")
+                ftgt.write(" ".join(p + t) + "\n")
+                fmeta.write(json.dumps(meta, ensure_ascii=False) + "\n")
+                plens.append(len(p))
+        np.save(os.path.join(bin_dir, f"{fs}.prefix_len.npy"), np.array(plens, dtype=np.int64))
+        prefs[fs] = os.path.join(text_dir, fs)
+        report["samples"][f"{out}:{split}"] = len(items)
+    # dictionary: every sentencepiece piece (KB names may use pieces unseen in the data)
+    dict_path = os.path.join(bin_dir, "dict.txt")
+    if args.bpe == "sentencepiece":
+        from .binarize import write_spm_dict
+
+        write_spm_dict(enc.model, tok_counts, dict_path)
+    else:
+        import shutil
+
+        shutil.copyfile(args.dict, dict_path)
+    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", "source", "--target-lang", "target",
+           "--srcdict", dict_path, "--tgtdict", dict_path, "--destdir", bin_dir, "--workers", str(args.workers)]
+    for fs, flag in (("train", "--trainpref"), ("valid", "--validpref"), ("test", "--testpref")):
+        if fs in prefs:
+            cmd += [flag, prefs[fs]]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"fairseq-preprocess failed:\n{res.stdout[-3000:]}")
+    # KB names -> token ids -> trie; kb_names.tsv maps generated ids back to CUIs
+    d = Dictionary.load(os.path.join(bin_dir, "dict.target.txt"))
+    seqs = []
+    n_unk = 0
+    with open(os.path.join(bin_dir, "kb_names.tsv"), "w", encoding="utf-8") as fkb:
+        for name, cuis in tqdm(name_cuis.items(), desc="KB names", unit=" names", mininterval=1, disable=None):
+            ids = [d.index(t) for t in enc(name)]
+            n_unk += ids.count(d.unk())
+            seqs.append(ids + [d.eos()])
+            fkb.write(f"{name}\t{'|'.join(cuis)}\t{' '.join(map(str, ids))}\n")
+    if n_unk:
+        log(f"warning: {n_unk} KB-name tokens are <unk> in the dictionary")
+    t0 = time.time()
+    trie = Trie(seqs)
+    trie.save(os.path.join(bin_dir, "trie.npz"))
+    report["kb"][out] = {"concepts": len(cui_names), "names": len(name_cuis), "trie_nodes": trie.num_nodes,
+                         "trie_bytes": trie.nbytes, "trie_build_s": round(time.time() - t0, 2), "unk_tokens": n_unk}
+    report["counts"].update({f"{out}:{k}": v for k, v in counts.items()})
+    with open(os.path.join(bin_dir, "bpe.json"), "w") as f:
+        json.dump({"type": args.bpe, "model": "spm.model"} if args.bpe == "sentencepiece" else
+                  {"type": "gpt2", "encoder_json": os.path.abspath(args.encoder_json),
+                   "vocab_bpe": os.path.abspath(args.vocab_bpe)}, f)
+    log(f"model inputs in {bin_dir}: {report['kb'][out]['names']} KB names, trie {trie.nbytes / 2**20:.1f} MiB")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=["ncbi", "bc5cdr", "medmentions", "cometa", "askapatient", "jsonl"],
+                   help="which published format --input is in (jsonl: our own canonical files, for step 2 only)")
+    p.add_argument("--input", required=True,
+                   help="ncbi: folder with NCBI{train,develop,test}set_corpus.txt; bc5cdr: folder with "
+                        "CDR_{Training,Development,Test}Set.PubTator.txt; medmentions: corpus_pubtator.txt[.gz] "
+                        "(or its folder); cometa: folder with {train,dev,test}.csv (e.g. splits/stratified_general); "
+                        "askapatient: folder with AskAPatient.fold-<i>.{train,validation,test}.txt; jsonl: a folder "
+                        "written by this command")
+    p.add_argument("-o", "--out-dir", required=True, help="destination folder")
+    p.add_argument("--kb", help="knowledge base file (MEDIC/BioSyn 'ids||names', 'cui<TAB>name', or UMLS MRCONSO.RRF); "
+                                "written as OUT/kb.tsv; needed for --bpe except for askapatient")
+    p.add_argument("--kb-format", choices=["auto", "tsv", "biosyn", "mrconso"], default="auto",
+                   help="format of --kb (default: guessed from its first line)")
+    p.add_argument("--ncbi-train", choices=["traindev", "train"], default="traindev",
+                   help="NCBI training split: traindev = train+dev without composite mentions (BioSyn/GenBioEL, "
+                        "default), train = the train file as is")
+    p.add_argument("--split-pmids", help="medmentions: folder with corpus_pubtator_pmids_{trng,dev,test}.txt "
+                                         "(default: the folder of --input)")
+    p.add_argument("--folds", type=int, default=10, help="askapatient: number of folds (default: %(default)s)")
+    g = p.add_argument_group("step 2: model inputs (only with --bpe)")
+    g.add_argument("--bpe", choices=["sentencepiece", "gpt2"], help="also write fairseq inputs in OUT/bin with this BPE")
+    g.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary size (default: %(default)s)")
+    g.add_argument("--spm-model", help="use this sentencepiece model instead of training one")
+    g.add_argument("--encoder-json", help="gpt2: encoder.json (local path)")
+    g.add_argument("--vocab-bpe", help="gpt2: vocab.bpe / merges.txt (local path)")
+    g.add_argument("--dict", help="gpt2: the pretrained model's dict.txt")
+    g.add_argument("--max-context-words", type=int, default=384,
+                   help="context words kept around the mention (GenBioEL: 384; 128 for MedMentions)")
+    g.add_argument("--keep-case", action="store_true", help="do not lower-case KB names and targets")
+    g.add_argument("--ambiguous-names", choices=["keep", "fewest"], default="keep",
+                   help="a name of several concepts: keep it for all (default) or only for the one with the "
+                        "fewest names (GenBioEL)")
+    g.add_argument("--workers", type=int, default=1, help="processes for sentencepiece and fairseq-preprocess")
+    args = p.parse_args(argv)
+    if args.bpe == "gpt2" and not (args.encoder_json and args.vocab_bpe and args.dict):
+        p.error("--bpe gpt2 needs --encoder-json, --vocab-bpe and --dict")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not os.path.exists(args.input):
+        return fail(f"{args.input}: no such file or folder")
+    for f in (args.kb, args.spm_model, args.encoder_json, args.vocab_bpe, args.dict):
+        if f and not os.path.isfile(f):
+            return fail(f"{f}: no such file")
+    os.makedirs(args.out_dir, exist_ok=True)
+    bad = []
+    report = {"dataset": args.dataset, "mentions": {}, "samples": {}, "kb": {}, "counts": {}, "bad_records": []}
+    try:
+        datasets = read_dataset(args, bad)
+        kb_pairs = read_kb_pairs(args, bad)
+    except FileNotFoundError as e:
+        return fail(str(e))
+    if args.bpe and kb_pairs is None:
+        return fail("--bpe needs a KB: give --kb")
+    for sub, splits in datasets.items():
+        out = os.path.join(args.out_dir, sub) if sub else args.out_dir
+        os.makedirs(out, exist_ok=True)
+        for split, mentions in splits.items():
+            F.write_jsonl(os.path.join(out, f"{split}.jsonl"), mentions)
+            report["mentions"][os.path.join(sub, split) if sub else split] = len(mentions)
+        if kb_pairs is not None:
+            F.write_kb(os.path.join(out, "kb.tsv"), kb_pairs)
+        if args.bpe:
+            prepare_model_inputs(args, out, splits, kb_pairs, report)
+    report["bad_records"] = [str(b) for b in bad]
+    with open(os.path.join(args.out_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    log("mentions: " + ", ".join(f"{k} {v}" for k, v in report["mentions"].items()))
+    for b in bad[:20]:
+        log(f"skipped {b}")
+    if bad:
+        log(f"{len(bad)} bad records skipped (all in {os.path.join(args.out_dir, 'report.json')})")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Readers for entity-linking corpora and knowledge bases, and the canonical formats.
+
+Canonical mention format (JSONL, one mention a line)::
+
+    {"doc_id": "9949209", "text": "<title> <abstract>", "start": 23, "end": 39,
+     "mention": "copper toxicosis", "cuis": ["OMIM:215600"]}
+
+``start``/``end`` are character offsets into ``text`` (end exclusive) with
+``text[start:end] == mention``; ``cuis`` has several ids for composite mentions (NCBI
+``A|B`` and ``A+B``, BC5CDR ``A|B``): a prediction is right if it hits any of them.
+
+Canonical KB format (TSV): one ``cui<TAB>name`` a line; a concept has as many lines as names.
+
+Readers never stop at a bad record: they yield :class:`BadRecord` items (file, line, reason)
+that the caller counts and reports, and go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import html
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+
+@dataclass
+class Mention:
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    mention: str
+    cuis: List[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass
+class BadRecord:
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self):
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+Record = Union[Mention, BadRecord]
+
+
+def _open(path):
+    return gzip.open(path, "rt", encoding="utf-8") if str(path).endswith(".gz") else open(path, encoding="utf-8")
+
+
+# --- concept ids -----------------------------------------------------------------------------
+def normalize_cui(raw: str) -> str:
+    """One id in the form used everywhere here: ``MESH:D001`` -> ``D001``, ``UMLS:C01`` ->
+    ``C01``, a bare OMIM number ``613097`` -> ``OMIM:613097`` (MEDIC writes OMIM ids bare,
+    the NCBI corpus as ``OMIM:``), whitespace stripped (the corpus has `` D008661``)."""
+    cui = raw.strip()
+    for p in ("MESH:", "UMLS:"):
+        if cui.startswith(p):
+            cui = cui[len(p):]
+    if cui.isdigit():
+        cui = "OMIM:" + cui
+    return cui
+
+
+def split_cuis(raw: str) -> List[str]:
+    """``A|B`` (composite: either) and ``A+B`` (combination) -> ``[A, B]``; duplicates dropped."""
+    out = []
+    for part in re.split(r"[|+]", raw):
+        cui = normalize_cui(part)
+        if cui and cui not in out:
+            out.append(cui)
+    return out
+
+
+# --- PubTator (NCBI-disease, BC5CDR, MedMentions) ------------------------------------------------
+def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Optional[set] = None) -> Iterator[Record]:
+    """Mentions of a PubTator file: ``PMID|t|title``, ``PMID|a|abstract`` then
+    ``PMID<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids[<TAB>...]`` lines, documents
+    separated by blank lines; offsets index ``title + " " + abstract``.
+
+    Relation lines (BC5CDR ``CID``, 4 fields) are skipped silently; ids ``-1`` (no concept,
+    BC5CDR) are reported as bad records. ``keep_types`` filters on the type column (a
+    MedMentions row may carry several comma-separated types: any match keeps it)."""
+    keep = set(keep_types) if keep_types else None
+    path = str(path)
+    title = abstract = None
+    doc = None
+    with _open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                title = abstract = doc = None
+                continue
+            m = re.match(r"^([^|\t]+)\|([ta])\|(.*)$", line)
+            if m:
+                pmid, kind, body = m.groups()
+                if kind == "t":
+                    doc, title, abstract = pmid, body, None
+                else:
+                    if doc != pmid:
+                        yield BadRecord(path, lineno, f"abstract of {pmid} without its title")
+                        doc, title = pmid, ""
+                    abstract = body
+                continue
+            cols = line.split("\t")
+            if len(cols) == 4:  # relation line (e.g. BC5CDR "PMID CID D1 D2")
+                continue
+            if len(cols) < 6:
+                yield BadRecord(path, lineno, f"expected 6 tab-separated fields, got {len(cols)}")
+                continue
+            pmid, s, e, mention, typ, ids = cols[:6]
+            if doc_ids is not None and pmid not in doc_ids:
+                continue
+            if pmid != doc or title is None:
+                yield BadRecord(path, lineno, f"annotation of {pmid} outside its document")
+                continue
+            if keep is not None and not keep.intersection(typ.split(",")):
+                continue
+            text = title + " " + (abstract or "")
+            try:
+                start, end = int(s), int(e)
+            except ValueError:
+                yield BadRecord(path, lineno, f"offsets {s!r}, {e!r} are not integers")
+                continue
+            if not (0 <= start < end <= len(text)) or text[start:end].strip() != mention.strip():
+                yield BadRecord(path, lineno, f"offsets {start}-{end} do not give the mention {mention!r}")
+                continue
+            mention = text[start:end]  # NCBI train line 3249 has trailing spaces in the field
+            cuis = split_cuis(ids)
+            if not cuis or cuis == ["-1"] or "-1" in cuis:
+                yield BadRecord(path, lineno, f"mention {mention!r} has no concept id ({ids!r})")
+                continue
+            yield Mention(pmid, text, start, end, mention, cuis)
+
+
+def read_pmid_list(path) -> set:
+    with open(path, encoding="utf-8") as f:
+        return {line.strip() for line in f if line.strip()}
+
+
+# --- COMETA -----------------------------------------------------------------------------
+def read_cometa(path, id_column: str = "General SNOMED ID") -> Iterator[Record]:
+    """A COMETA split file (tab-separated, header ``ID Term General SNOMED ID Specific
+    SNOMED ID Example``).  The mention is ``Term``, the context the Reddit post ``Example``;
+    the offsets are the first case-insensitive occurrence of the term in the post (the
+    release gives none).  A term missing from its post is kept, as the whole text."""
+    path = str(path)
+    with _open(path) as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"Term", id_column} - set(reader.fieldnames or [])
+        if missing:
+            yield BadRecord(path, 1, f"missing columns {sorted(missing)} (have {reader.fieldnames})")
+            return
+        for lineno, row in enumerate(reader, 2):
+            term, cui = (row.get("Term") or "").strip(), (row.get(id_column) or "").strip()
+            if not term or not cui:
+                yield BadRecord(path, lineno, "empty term or concept id")
+                continue
+            text = row.get("Example") or ""
+            i = text.lower().find(term.lower())
+            if i < 0:
+                text, i = term, 0
+            yield Mention(row.get("ID") or f"{os.path.basename(path)}:{lineno}", text, i, i + len(term),
+                          text[i:i + len(term)], [cui])
+
+
+# --- AskAPatient -----------------------------------------------------------------------------
+def read_askapatient(path) -> Iterator[Record]:
+    """An AskAPatient fold file: ``cui<TAB>label<TAB>phrase`` lines, no context (the
+    phrase is the whole text)."""
+    path = str(path)
+    with _open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) < 3 or not cols[0].strip() or not cols[2].strip():
+                yield BadRecord(path, lineno, f"expected cui<TAB>label<TAB>phrase, got {len(cols)} fields")
+                continue
+            phrase = cols[2].strip()
+            yield Mention(f"{os.path.basename(path)}:{lineno}", phrase, 0, len(phrase), phrase, [cols[0].strip()])
+
+
+def askapatient_labels(paths) -> List[Tuple[str, str]]:
+    """(cui, label) pairs of AskAPatient fold files: its KB when no other is given."""
+    seen = {}
+    for p in paths:
+        with _open(p) as f:
+            for line in f:
+                cols = line.rstrip("\n").split("\t")
+                if len(cols) >= 3 and cols[0].strip() and cols[1].strip():
+                    seen.setdefault((cols[0].strip(), cols[1].strip()), None)
+    return list(seen)
+
+
+# --- knowledge bases ------------------------------------------------------------------------
+def read_kb(path, fmt: str = "auto") -> Iterator[Union[Tuple[str, str], BadRecord]]:
+    """(cui, name) pairs of a KB file.
+
+    * ``tsv``: ``cui<TAB>name`` (our canonical format);
+    * ``biosyn``: ``id[|alt id...]||name[|synonym...]`` (MEDIC as shipped by BioSyn, and
+      BioSyn's ``cui||name`` dictionaries); a name is listed under every id of its line;
+    * ``mrconso``: UMLS ``MRCONSO.RRF``, English strings only;
+    * ``auto``: by the first line.
+    """
+    path = str(path)
+    with _open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            if fmt == "auto":
+                fmt = "biosyn" if "||" in line else ("mrconso" if line.count("|") > 10 else "tsv")
+            if fmt == "tsv":
+                cols = line.split("\t")
+                if len(cols) != 2 or not cols[0].strip() or not cols[1].strip():
+                    yield BadRecord(path, lineno, "expected cui<TAB>name")
+                    continue
+                yield cols[0].strip(), cols[1].strip()
+            elif fmt == "biosyn":
+                if "||" not in line:
+                    yield BadRecord(path, lineno, "expected ids||names")
+                    continue
+                ids, names = line.split("||", 1)
+                cuis = [normalize_cui(c) for c in ids.split("|") if c.strip()]
+                names = [n.strip() for n in names.split("|") if n.strip()]
+                if not cuis or not names:
+                    yield BadRecord(path, lineno, "no id or no name")
+                    continue
+                for c in cuis:
+                    for n in names:
+                        yield c, n
+            elif fmt == "mrconso":
+                cols = line.split("|")
+                if len(cols) < 15:
+                    yield BadRecord(path, lineno, f"expected ≥15 |-separated MRCONSO fields, got {len(cols)}")
+                    continue
+                if cols[1] == "ENG" and cols[14].strip():
+                    yield cols[0], cols[14].strip()
+            else:
+                raise ValueError(f"unknown KB format {fmt!r}")
+
+
+def write_jsonl(path, mentions: Iterable[Mention]) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for m in mentions:
+            f.write(m.to_json() + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path) -> Iterator[Record]:
+    path = str(path)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                m = Mention(str(d["doc_id"]), d["text"], int(d["start"]), int(d["end"]), d["mention"],
+                            [str(c) for c in d["cuis"]])
+            except (ValueError, KeyError, TypeError) as e:
+                yield BadRecord(path, lineno, f"not a mention record: {e!r}")
+                continue
+            if not m.cuis:
+                yield BadRecord(path, lineno, "no concept id")
+                continue
+            yield m
+
+
+def write_kb(path, pairs: Iterable[Tuple[str, str]]) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for cui, name in pairs:
+            name = " ".join(name.split())  # no tabs/newlines inside a name
+            f.write(f"{cui}\t{name}\n")
+            n += 1
+    return n
+
+
+# --- normalisation shared by the KB, the targets and the trie -------------------------------------
+_PUNCT = re.compile(r"[^\w\s]|_")
+
+
+def conv_name(name: str, lowercase: bool = True) -> str:
+    """GenBioEL's ``conv``: html-unescape, punctuation to spaces, whitespace collapsed, and
+    (NCBI, AskAPatient, and here by default) lowercased."""
+    name = _PUNCT.sub(" ", html.unescape(name))
+    name = " ".join(name.split())
+    return name.lower() if lowercase else name
+
+
+def build_name_index(pairs: Iterable[Tuple[str, str]], lowercase: bool = True,
+                     ambiguous: str = "keep") -> Tuple[Dict[str, List[str]], Dict[str, List[str]]]:
+    """-> (cui -> its distinct normalised names, name -> its cuis).
+
+    ``ambiguous="keep"``: a name shared by several concepts maps to all of them (a beam hit
+    on any counts); ``"fewest"``: GenBioEL's rule, the name stays only with the concept that
+    has the fewest names."""
+    cui_names: Dict[str, List[str]] = {}
+    seen = set()
+    for cui, name in pairs:
+        n = conv_name(name, lowercase)
+        if n and (cui, n) not in seen:
+            seen.add((cui, n))
+            cui_names.setdefault(cui, []).append(n)
+    name_cuis: Dict[str, List[str]] = {}
+    for cui, names in cui_names.items():
+        for n in names:
+            name_cuis.setdefault(n, []).append(cui)
+    if ambiguous == "fewest":
+        for n, cuis in name_cuis.items():
+            if len(cuis) > 1:
+                best = min(cuis, key=lambda c: (len(cui_names[c]), c))
+                for c in cuis:
+                    if c != best:
+                        cui_names[c].remove(n)
+                name_cuis[n] = [best]
+        cui_names = {c: ns for c, ns in cui_names.items() if ns}
+    elif ambiguous != "keep":
+        raise ValueError(f"ambiguous must be keep or fewest, not {ambiguous!r}")
+    return cui_names, name_cuis
