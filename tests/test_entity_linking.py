@@ -245,4 +245,36 @@ def test_recipes_have_genbioel_hyperparameters(name, lr, steps, warmup, beam):
     text = script.read_text()
     for var, value in (("LR", lr), ("STEPS", steps), ("WARMUP", warmup), ("BEAM", beam)):
         assert f"{var}=${{{var}:-{value}}}" in text, (var, value)
+    assert 'source "$(dirname "$0")/../el_common.sh"' in text and f"prepare_el {name}" in text
+    text = (REPO / "examples" / "el_common.sh").read_text()  # the shared fine-tuning command
     assert "--label-smoothing 0.1" in text and "--clip-norm 0.1" in text and "--batch-size 8" in text
+
+
+@pytest.mark.parametrize("name,folds", [("ncbi", 1), ("medmentions", 1), ("askapatient", 10)])
+def test_recipe_wiring_with_stub_commands(name, folds, tmp_path):
+    """Run the recipe with stand-ins for the heavy commands: each records its arguments, so
+    the test sees what the recipe (and el_common.sh) would run, in which order."""
+    import os
+    import stat
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    stub = ("#!/usr/bin/env bash\necho \"$(basename \"$0\") $*\" >> " + str(log) + "\n"
+            "for ((i=1; i<=$#; i++)); do if [ \"${!i}\" = --results ]; then j=$((i+1)); "
+            "mkdir -p \"$(dirname \"${!j}\")\"; echo '{\"R@1\": 0.5}' > \"${!j}\"; fi; done\n")
+    for cmd in ("biobart-prepare-el", "fairseq-train", "biobart-el-eval"):
+        (bin_dir / cmd).write_text(stub)
+        (bin_dir / cmd).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+           "OUT": str(tmp_path / "out"), "SAVE_DIR": str(tmp_path / "save"), "GPUS": ""}
+    res = run(["bash", str(REPO / "examples" / f"el_{name}" / "run.sh")], env=env, cwd=str(REPO))
+    assert res.returncode == 0, res.stdout[-2000:]
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith(f"biobart-prepare-el --dataset {name} ")
+    assert ("--split-pmids" in calls[0]) == (name == "medmentions")
+    trains = [c for c in calls if c.startswith("fairseq-train ")]
+    evals = [c for c in calls if c.startswith("biobart-el-eval ") and "--average" not in c]
+    assert len(trains) == len(evals) == folds
+    assert all("--task biomed_entity_linking" in c and "--cpu" in c for c in trains)

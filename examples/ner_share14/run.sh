@@ -31,26 +31,4 @@ SEED=${SEED:-1}
 STAGES=${STAGES:-train test}
 PYTHON=${PYTHON:-python}
 
-# locate the plugin without importing it (importing it imports fairseq: seconds)
-PLUGIN=$("$PYTHON" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')
-N=$(grep -c . "$DATA/train.jsonl")
-UPDATES=$(( (N + BATCH - 1) / BATCH * EPOCHS ))
-WARMUP=$(( UPDATES / 100 > 0 ? UPDATES / 100 : 1 ))
-
-if [[ " $STAGES " == *" train "* ]]; then
-  fairseq-train "$DATA" --user-dir "$PLUGIN" --task bartner_ner --target-type "$TARGET_TYPE" \
-    --arch "$ARCH" "${HEAD_FLAGS[@]}" --finetune-from-model "$BART/model.pt" --criterion bartner_loss \
-    --optimizer adam --adam-betas '(0.9, 0.999)' --adam-eps 1e-8 --weight-decay 0.01 --clip-norm 5 \
-    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$UPDATES" \
-    --max-epoch "$EPOCHS" --batch-size "$BATCH" --required-batch-size-multiple 1 \
-    --valid-subset dev --eval-beam "$BEAM" --max-len-a "$LEN_A" --max-len-b 10 \
-    --best-checkpoint-metric ner_f1 --maximize-best-checkpoint-metric \
-    --save-dir "$SAVE_DIR" --no-epoch-checkpoints --seed "$SEED" \
-    --log-format simple --log-interval 50 \
-    "$@"
-fi
-if [[ " $STAGES " == *" test "* ]]; then
-  "$PYTHON" -m biobart_fairseq.cli.ner_score --checkpoint "$SAVE_DIR/checkpoint_best.pt" --data "$DATA" \
-    --split test --beam "$BEAM" --max-len-a "$LEN_A" --max-len-b 10 \
-    --pred-out "$SAVE_DIR/test.pred.jsonl" --output-json "$SAVE_DIR/test.scores.json"
-fi
+source "$(dirname "$0")/../ner_common.sh"   # fine-tune, then test at the best dev epoch

@@ -1,0 +1,31 @@
+# Shared by examples/el_*/run.sh (sourced after each recipe sets its variables):
+# data preparation and one fine-tune + constrained-decoding + Recall@k run.
+
+PLUGIN=$(python -c 'import biobart_fairseq, os; print(os.path.dirname(biobart_fairseq.__file__))')
+DEVICE_FLAGS=()
+[ -z "$GPUS" ] && DEVICE_FLAGS=(--cpu)
+export CUDA_VISIBLE_DEVICES="$GPUS"
+
+prepare_el() {  # $1 = dataset name for biobart-prepare-el; further arguments are passed on
+  local dataset=$1
+  shift
+  biobart-prepare-el --dataset "$dataset" --input "$RAW" ${KB:+--kb "$KB"} -o "$OUT" "$@" \
+    --bpe gpt2 --encoder-json "$BPE_DIR/encoder.json" --vocab-bpe "$BPE_DIR/vocab.bpe" --dict "$BPE_DIR/dict.txt" \
+    --max-context-words "$CONTEXT_WORDS" --workers 8 || [ $? -eq 3 ]   # 3 = written, some bad records skipped
+}
+
+run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
+  local data=$1/bin save=$2
+  fairseq-train "$data" --user-dir "$PLUGIN" --task biomed_entity_linking --arch "$ARCH" \
+    --restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
+    --share-all-embeddings --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
+    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
+    --optimizer adam --adam-betas '(0.9, 0.999)' --adam-eps 1e-8 --weight-decay 0.01 --clip-norm 0.1 \
+    --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 1e-7 \
+    --warmup-updates "$WARMUP" --total-num-update "$STEPS" --max-update "$STEPS" \
+    --batch-size 8 --required-batch-size-multiple 1 --dropout 0.1 --attention-dropout 0.1 --seed 0 \
+    --save-dir "$save" --no-epoch-checkpoints --save-interval-updates 5000 --keep-interval-updates 1 \
+    --disable-validation --log-format simple --log-interval 100 "${DEVICE_FLAGS[@]}"
+  biobart-el-eval "$data" --path "$save/checkpoint_last.pt" --split test --beam "$BEAM" --batch-size 64 \
+    ${GPUS:+--gpu} -o "$save/test_predictions.jsonl" --results "$save/results.json"
+}
