@@ -91,8 +91,7 @@ fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_transla
   --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
   --beam "$BEAM" --lenpen "$LENPEN" --max-len-b "$MAX_LEN_B" --no-repeat-ngram-size "$NO_REPEAT" \
   --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" > "$OUT/generate.out"
-# A single question instead:  echo "QUESTION" | fairseq-interactive "$BIN" --user-dir ... --task biomed_translation \
-#   --source-lang source --target-lang target --path "$SAVE/$BEST" --beam 5 "${GEN_BPE[@]}"
+# A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (fairseq-interactive)
 
 echo "== 5/5 score"
 # shellcheck disable=SC2086

@@ -62,7 +62,7 @@ def test_dialogue_covid_dialog_end_to_end(tmp_path):
     _check(work, log, has_bs)
 
 
-def test_summarization_mediqa_qs_end_to_end(tmp_path):
+def test_summarization_mediqa_qs_end_to_end_and_one_question(tmp_path):
     qs = SHARED_DATA / "mediqa2021_qs"
     if not qs.exists():
         pytest.skip(f"real data not found at {qs}")
@@ -72,3 +72,9 @@ def test_summarization_mediqa_qs_end_to_end(tmp_path):
     work = tmp_path / "qs"
     log, has_bs = _recipe("mediqa_qs", work, f"train={val} valid={val} test={test}", bertscore=False)
     _check(work, log, has_bs)
+    # a single question through fairseq-interactive (examples/ask.sh)
+    res = run(["bash", str(REPO / "examples" / "ask.sh"), "What are the side effects of metformin?\nIs it safe?"],
+              env={"WORK": str(work), "BEAM": "2", "MAX_LEN_B": "24"}, cwd=str(REPO))
+    assert res.returncode == 0, res.stdout[-3000:]
+    answer = res.stdout.strip().splitlines()
+    assert len(answer) == 1 and answer[0].strip(), res.stdout[-2000:]
