@@ -278,3 +278,50 @@ def test_recipe_wiring_with_stub_commands(name, folds, tmp_path):
     evals = [c for c in calls if c.startswith("biobart-el-eval ") and "--average" not in c]
     assert len(trains) == len(evals) == folds
     assert all("--task biomed_entity_linking" in c and "--cpu" in c for c in trains)
+
+
+def test_gpt2_bpe_model_inputs(tmp_path):
+    """Step 2 with BART-style GPT-2 files: the source decodes to the marked, lower-cased context,
+    the target to '<mention> is <name>', and every trie path is a KB name + </s>."""
+    from fairseq.data import Dictionary, data_utils
+    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
+
+    from biobart_fairseq.cli import prepare_el
+    from biobart_fairseq.decoding.trie import Trie
+    from test_binarize import tiny_gpt2_files
+
+    enc_json, vocab_bpe, dict_txt = tiny_gpt2_files(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    text = "Cell death in Colon Cancer cells."
+    mention = {"doc_id": "1", "text": text, "start": 14, "end": 26, "mention": "Colon Cancer", "cuis": ["D003110"]}
+    for split in ("train", "dev", "test"):
+        (raw / f"{split}.jsonl").write_text(json.dumps(mention) + "\n")
+    (raw / "kb.tsv").write_text("D003110\tcolon cancer\nD003110\tcolonic neoplasms\nD009369\tcell death\n")
+    out = tmp_path / "out"
+    assert prepare_el.main(["--dataset", "jsonl", "--input", str(raw), "-o", str(out), "--bpe", "gpt2",
+                            "--encoder-json", str(enc_json), "--vocab-bpe", str(vocab_bpe), "--dict", str(dict_txt),
+                            "--workers", "1"]) == 0
+    encoder = get_encoder(str(enc_json), str(vocab_bpe))
+    bin_dir = out / "bin"
+
+    def decode(ids, d):
+        return encoder.decode([int(d[t]) for t in ids if t != d.eos()])
+
+    src_dict = Dictionary.load(str(next(bin_dir.glob("dict.source.txt"))))
+    tgt_dict = Dictionary.load(str(next(bin_dir.glob("dict.target.txt"))))
+    src = data_utils.load_indexed_dataset(str(bin_dir / "test.source-target.source"), src_dict, "mmap")[0].tolist()
+    tgt = data_utils.load_indexed_dataset(str(bin_dir / "test.source-target.target"), tgt_dict, "mmap")[0].tolist()
+    assert decode(src, src_dict).strip() == "cell death in START colon cancer END cells."
+    assert decode(tgt, tgt_dict).strip() == "colon cancer is colon cancer"
+    trie = Trie.load(str(bin_dir / "trie.npz"))
+    names = set()
+    stack = [[]]
+    while stack:  # enumerate every complete path of the trie
+        seq = stack.pop()
+        for t in trie.get(seq):
+            if t == tgt_dict.eos():
+                names.add(decode(seq, tgt_dict).strip())
+            else:
+                stack.append(seq + [t])
+    assert names == {"colon cancer", "colonic neoplasms", "cell death"}
