@@ -2,7 +2,6 @@
 without pickle, its memory per name and its speed against a GENRE-style nested-dict trie."""
 
 import random
-import time
 import zipfile
 
 import numpy as np
@@ -122,29 +121,15 @@ def dict_get(root, prefix):
     return list(node.keys())
 
 
-def test_memory_per_name_and_speed_against_nested_dict():
-    """≤ 40 bytes per name once loaded (benchmarks/trie_scale.py measures 0.1M-3M), and
-    get() at least as fast as a GENRE-style nested-dict trie on the same prefixes."""
+def test_memory_per_name_against_nested_dict():
+    """<= 40 bytes per name once loaded, with the same answers as a GENRE-style nested-dict
+    trie.  Speed (build time, get() calls/s against the dict) is measured by
+    benchmarks/trie_scale.py at 0.1 M-3 M names, not here: tests are not timed."""
     seqs = synthetic_kb(200_000)
-    t0 = time.perf_counter()
     trie = Trie(seqs)
-    build = time.perf_counter() - t0
     assert trie.nbytes / len(seqs) <= 40, trie.nbytes / len(seqs)
-    assert build < 20  # ~0.4 s here; 3M names build in < 60 s (benchmark)
     ref = dict_trie(seqs)
     rnd = random.Random(0)
-    queries = [s[:rnd.randrange(len(s))] for s in rnd.sample(seqs, 20_000)]
-    for q in queries[:2000]:
+    for s in rnd.sample(seqs, 2000):
+        q = s[:rnd.randrange(len(s))]
         assert trie.get(q) == sorted(dict_get(ref, q))
-
-    def best_of(fn, k=5):
-        times = []
-        for _ in range(k):
-            t0 = time.perf_counter()
-            for q in queries:
-                fn(q)
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    ours, theirs = best_of(trie.get), best_of(lambda q: dict_get(ref, q))
-    assert ours <= theirs, f"trie.get {ours:.3f}s vs nested dict {theirs:.3f}s"
