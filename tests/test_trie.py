@@ -1,5 +1,5 @@
 """The CSR token trie against a brute-force set-of-prefixes reference, its persistence
-without pickle, its memory per name and its speed against a GENRE-style nested-dict trie."""
+without pickle, and its memory per name next to a GENRE-style nested-dict trie."""
 
 import random
 import zipfile
