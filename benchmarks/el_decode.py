@@ -23,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 import torch  # noqa: E402
+from nested_dict_trie import dict_get, dict_trie  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NCBI = REPO.parent / "shared" / "data" / "ncbi_disease"
@@ -60,24 +61,6 @@ def build(tmp, context_words):
                     "--disable-validation", "--no-progress-bar", "--log-format", "none", "--seed", "1"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return data, os.path.join(save, "checkpoint_last.pt")
-
-
-def dict_trie(seqs):
-    root = {}
-    for s in seqs:
-        node = root
-        for t in s:
-            node = node.setdefault(t, {})
-    return root
-
-
-def dict_get(root, prefix):
-    node = root
-    for t in prefix:
-        node = node.get(t)
-        if node is None:
-            return []
-    return list(node.keys())
 
 
 def genbioel_generator(task, models, trie, beam, max_len_b):

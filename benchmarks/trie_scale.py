@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from biobart_fairseq.decoding.trie import Trie
+from nested_dict_trie import dict_get, dict_trie  # noqa: E402
 
 EOS = 2
 
@@ -50,25 +51,6 @@ def synthetic_names(n, seed=0):
 def rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def dict_trie(seqs):
-    """GENRE-style trie: one nested dict per node (written for this comparison)."""
-    root = {}
-    for s in seqs:
-        node = root
-        for t in s:
-            node = node.setdefault(t, {})
-    return root
-
-
-def dict_get(root, prefix):
-    node = root
-    for t in prefix:
-        node = node.get(t)
-        if node is None:
-            return []
-    return list(node.keys())
 
 
 def prefixes(seqs, n, seed=1):

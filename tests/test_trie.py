@@ -2,12 +2,17 @@
 without pickle, and its memory per name next to a GENRE-style nested-dict trie."""
 
 import random
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from biobart_fairseq.decoding.trie import DONE, ROOT, Trie
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from nested_dict_trie import dict_get, dict_trie  # noqa: E402  (the baseline, shared with the benchmarks)
 
 
 def reference(seqs):
@@ -101,24 +106,6 @@ def synthetic_kb(n, seed=0):
     for i, m in enumerate(rng.integers(1, 9, n).tolist()):
         out.append([t for w in words[i * 8:i * 8 + m] for t in word_tok[w]] + [2])
     return out
-
-
-def dict_trie(seqs):
-    root = {}
-    for s in seqs:
-        node = root
-        for t in s:
-            node = node.setdefault(t, {})
-    return root
-
-
-def dict_get(root, prefix):
-    node = root
-    for t in prefix:
-        node = node.get(t)
-        if node is None:
-            return []
-    return list(node.keys())
 
 
 def test_memory_per_name_against_nested_dict():
