@@ -232,3 +232,15 @@ def test_break_mode_none_is_rejected(pubmed_bin):
     task, _ = make_task(pubmed_bin, "--sample-break-mode", "none")
     with pytest.raises(ValueError, match="sentence-aligned"):
         task.load_dataset("valid")
+
+
+def test_insertion_noise_adds_masks_and_keeps_the_text(pubmed_bin):
+    task, _ = make_task(pubmed_bin, "--mask", "0", "--insert", "0.1")
+    task.load_dataset("valid")
+    ds = task.datasets["valid"]
+    for i in range(len(ds)):
+        s = ds[i]
+        body, src = s["target"][1:-1], s["source"][1:-1]
+        is_mask = src == task.mask_idx
+        assert int(is_mask.sum()) == math.ceil(0.1 * len(body))  # --insert: that share of new tokens
+        assert torch.equal(src[~is_mask], body)  # and nothing else changed

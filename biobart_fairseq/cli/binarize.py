@@ -135,6 +135,56 @@ def write_spm_dict(model_path, counts, dict_path):
             f.write(f"{p} {counts.get(p, 0)}\n")
 
 
+GPT2_FILE_ARGS = ("encoder_json", "vocab_bpe", "dict")
+
+
+def add_gpt2_arguments(group, dict_help="the pretrained model's dict.txt (local path)"):
+    """The three local files of BART/BioBART's GPT-2 BPE (e.g. from biobart-convert
+    hf-to-fairseq); shared by every command that applies that BPE."""
+    group.add_argument("--encoder-json", help="GPT-2 encoder.json (local path)")
+    group.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe / HF merges.txt (local path)")
+    group.add_argument("--dict", help=dict_help)
+
+
+def missing_gpt2_arguments(args):
+    """The GPT-2 file flags not given, e.g. ['--vocab-bpe', '--dict'] (empty when complete)."""
+    return ["--" + n.replace("_", "-") for n in GPT2_FILE_ARGS if not getattr(args, n, None)]
+
+
+class BpeSetupError(ValueError):
+    pass
+
+
+def prepare_bpe(args, out, spm_train_text, workers, spm_type="bpe", spm_max_sentences=5_000_000):
+    """Put the BPE's files into ``out`` and return (worker initializer, its arguments,
+    ``bpe.json`` record).  ``args`` carries ``bpe``, ``spm_model``, ``vocab_size`` and the GPT-2
+    file flags; ``spm_train_text`` is the text to train sentencepiece on when no ``--spm-model``
+    is given (None when there is none).  Raises BpeSetupError with a one-line reason."""
+    if args.bpe == "sentencepiece":
+        if args.spm_model:
+            if not os.path.isfile(args.spm_model):
+                raise BpeSetupError(f"{args.spm_model}: no such sentencepiece model")
+            shutil.copyfile(args.spm_model, os.path.join(out, "spm.model"))
+        elif spm_train_text is None:
+            raise BpeSetupError("no training text to learn a sentencepiece model from; pass --spm-model")
+        else:
+            print(f"[binarize] training sentencepiece ({spm_type}, vocab {args.vocab_size}) on {spm_train_text}",
+                  file=sys.stderr)
+            train_sentencepiece(spm_train_text, os.path.join(out, "spm"), args.vocab_size, spm_type, workers,
+                                spm_max_sentences)
+        return _init_spm, (os.path.join(out, "spm.model"),), {"type": "sentencepiece", "model": "spm.model"}
+    missing = missing_gpt2_arguments(args)
+    if missing:
+        raise BpeSetupError("--bpe gpt2 needs " + ", ".join(missing))
+    for path in (args.encoder_json, args.vocab_bpe, args.dict):
+        if not os.path.isfile(path):
+            raise BpeSetupError(f"{path}: no such file")
+    shutil.copyfile(args.encoder_json, os.path.join(out, "encoder.json"))
+    shutil.copyfile(args.vocab_bpe, os.path.join(out, "vocab.bpe"))
+    return _init_gpt2, (args.encoder_json, args.vocab_bpe), {"type": "gpt2", "encoder_json": "encoder.json",
+                                                              "vocab_bpe": "vocab.bpe"}
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="biobart-binarize",
@@ -151,10 +201,7 @@ def parse_args(argv):
     g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size of a new model (default: %(default)s)")
     g.add_argument("--spm-type", choices=["bpe", "unigram"], default="bpe", help="sentencepiece algorithm (default: %(default)s)")
     g.add_argument("--spm-max-sentences", type=int, default=5_000_000, help="sentences sampled to train it (default: %(default)s)")
-    g = p.add_argument_group("gpt2 (BART / BioBART vocabulary)")
-    g.add_argument("--encoder-json", help="GPT-2 encoder.json (local path)")
-    g.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe / HF merges.txt (local path)")
-    g.add_argument("--dict", help="the pretrained model's dict.txt (required for gpt2)")
+    add_gpt2_arguments(p.add_argument_group("gpt2 (BART / BioBART vocabulary)"))
     p.add_argument("--keep-bpe-text", action="store_true", help="keep the intermediate BPE text in OUT/bpe-text/")
     return p.parse_args(argv)
 
@@ -184,28 +231,11 @@ def main(argv=None):
         print(f"biobart-binarize: {args.valid} is empty; no valid split written", file=sys.stderr)
 
     counts = collections.Counter()
-    if args.bpe == "sentencepiece":
-        if args.spm_model:
-            if not os.path.isfile(args.spm_model):
-                return fail(f"{args.spm_model}: no such sentencepiece model")
-            shutil.copyfile(args.spm_model, os.path.join(out, "spm.model"))
-        else:
-            print(f"[binarize] training sentencepiece ({args.spm_type}, vocab {args.vocab_size}) on {args.train}", file=sys.stderr)
-            train_sentencepiece(args.train, os.path.join(out, "spm"), args.vocab_size, args.spm_type, workers, args.spm_max_sentences)
-        model = os.path.join(out, "spm.model")
-        init, initargs, lead = _init_spm, (model,), False
-        bpe_info = {"type": "sentencepiece", "model": "spm.model"}
-    else:
-        missing = [n for n in ("encoder_json", "vocab_bpe", "dict") if not getattr(args, n)]
-        if missing:
-            return fail("--bpe gpt2 needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
-        for path in (args.encoder_json, args.vocab_bpe, args.dict):
-            if not os.path.isfile(path):
-                return fail(f"{path}: no such file")
-        shutil.copyfile(args.encoder_json, os.path.join(out, "encoder.json"))
-        shutil.copyfile(args.vocab_bpe, os.path.join(out, "vocab.bpe"))
-        init, initargs, lead = _init_gpt2, (args.encoder_json, args.vocab_bpe), True
-        bpe_info = {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"}
+    try:
+        init, initargs, bpe_info = prepare_bpe(args, out, args.train, workers, args.spm_type, args.spm_max_sentences)
+    except BpeSetupError as e:
+        return fail(str(e))
+    lead = args.bpe == "gpt2"  # a document's later sentences get GPT-2's leading space
 
     for split, path in splits:
         n = encode_file(path, os.path.join(tmp, split + ".bpe"), workers, init, initargs, lead,

@@ -37,10 +37,7 @@ def parse_args(argv):
     p.add_argument("--bpe", choices=["gpt2", "sentencepiece"], default="gpt2",
                    help="gpt2 = BART/BioBART's byte-level BPE from local files (default); sentencepiece = train one")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for BPE and fairseq-preprocess (default: all cores)")
-    g = p.add_argument_group("gpt2 (BART / BioBART vocabulary, e.g. from biobart-convert hf-to-fairseq)")
-    g.add_argument("--encoder-json", help="encoder.json (local path)")
-    g.add_argument("--vocab-bpe", help="vocab.bpe / merges.txt (local path)")
-    g.add_argument("--dict", help="the pretrained model's dict.txt")
+    B.add_gpt2_arguments(p.add_argument_group("gpt2 (BART / BioBART vocabulary, e.g. from biobart-convert hf-to-fairseq)"))
     g = p.add_argument_group("sentencepiece")
     g.add_argument("--spm-model", help="reuse this sentencepiece model instead of training one")
     g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary of a new sentencepiece model (default: %(default)s)")
@@ -76,33 +73,17 @@ def main(argv=None):
     os.makedirs(tmp, exist_ok=True)
     workers = max(1, args.workers or 1)
 
-    if args.bpe == "sentencepiece":
-        if args.spm_model:
-            if not os.path.isfile(args.spm_model):
-                return fail(f"{args.spm_model}: no such sentencepiece model")
-            shutil.copyfile(args.spm_model, os.path.join(out, "spm.model"))
-        else:
-            if "train" not in splits:
-                return fail("training a sentencepiece model needs train.{source,target}; or pass --spm-model")
-            joined = os.path.join(tmp, "spm-train.txt")
-            with open(joined, "w", encoding="utf-8") as f:
-                for side in ("source", "target"):
-                    with open(os.path.join(args.data_dir, f"train.{side}"), encoding="utf-8") as src:
-                        shutil.copyfileobj(src, f)
-            B.train_sentencepiece(joined, os.path.join(out, "spm"), args.vocab_size, "bpe", workers, 5_000_000)
-        init, initargs = B._init_spm, (os.path.join(out, "spm.model"),)
-        bpe_info = {"type": "sentencepiece", "model": "spm.model"}
-    else:
-        missing = [n for n in ("encoder_json", "vocab_bpe", "dict") if not getattr(args, n)]
-        if missing:
-            return fail("--bpe gpt2 needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
-        for path in (args.encoder_json, args.vocab_bpe, args.dict):
-            if not os.path.isfile(path):
-                return fail(f"{path}: no such file")
-        shutil.copyfile(args.encoder_json, os.path.join(out, "encoder.json"))
-        shutil.copyfile(args.vocab_bpe, os.path.join(out, "vocab.bpe"))
-        init, initargs = B._init_gpt2, (args.encoder_json, args.vocab_bpe)
-        bpe_info = {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"}
+    joined = None  # sentencepiece learns from both sides of the training pairs
+    if args.bpe == "sentencepiece" and not args.spm_model and "train" in splits:
+        joined = os.path.join(tmp, "spm-train.txt")
+        with open(joined, "w", encoding="utf-8") as f:
+            for side in ("source", "target"):
+                with open(os.path.join(args.data_dir, f"train.{side}"), encoding="utf-8") as src:
+                    shutil.copyfileobj(src, f)
+    try:
+        init, initargs, bpe_info = B.prepare_bpe(args, out, joined, workers)
+    except B.BpeSetupError as e:
+        return fail(str(e))
 
     counts = collections.Counter()
     for split in splits:

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import el_formats as F
+from .binarize import add_gpt2_arguments, missing_gpt2_arguments
 
 PROG = "biobart-prepare-el"
 SPLITS = ("train", "dev", "test")
@@ -315,9 +316,7 @@ def parse_args(argv):
     g.add_argument("--bpe", choices=["sentencepiece", "gpt2"], help="also write fairseq inputs in OUT/bin with this BPE")
     g.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary size (default: %(default)s)")
     g.add_argument("--spm-model", help="use this sentencepiece model instead of training one")
-    g.add_argument("--encoder-json", help="gpt2: encoder.json (local path)")
-    g.add_argument("--vocab-bpe", help="gpt2: vocab.bpe / merges.txt (local path)")
-    g.add_argument("--dict", help="gpt2: the pretrained model's dict.txt")
+    add_gpt2_arguments(g)
     g.add_argument("--max-context-words", type=int, default=384,
                    help="context words kept around the mention (GenBioEL: 384; 128 for MedMentions)")
     g.add_argument("--keep-case", action="store_true", help="do not lower-case KB names and targets")
@@ -326,8 +325,8 @@ def parse_args(argv):
                         "fewest names (GenBioEL)")
     g.add_argument("--workers", type=int, default=1, help="processes for sentencepiece and fairseq-preprocess")
     args = p.parse_args(argv)
-    if args.bpe == "gpt2" and not (args.encoder_json and args.vocab_bpe and args.dict):
-        p.error("--bpe gpt2 needs --encoder-json, --vocab-bpe and --dict")
+    if args.bpe == "gpt2" and missing_gpt2_arguments(args):
+        p.error("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
     return args
 
 

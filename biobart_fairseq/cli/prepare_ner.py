@@ -30,6 +30,7 @@ import shutil
 import sys
 
 from ..data import ner_formats
+from .binarize import add_gpt2_arguments, missing_gpt2_arguments
 from ..data.ner_formats import NerFormatError, atomic_write_text, entity_key
 from ..data.ner_targets import TARGET_TYPES, decode_target
 
@@ -51,10 +52,8 @@ def parse_args(argv):
     g = p.add_argument_group("BPE (copied into OUT for the task)")
     g.add_argument("--bpe", choices=["gpt2", "sentencepiece"], help="BPE of the model to fine-tune")
     g.add_argument("--bpe-dir", help="take dict.txt, bpe.json and its files from this folder (e.g. biobart-binarize output)")
-    g.add_argument("--encoder-json", help="GPT-2 encoder.json (local path)")
-    g.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe / merges.txt (local path)")
+    add_gpt2_arguments(g, dict_help="the model's dict.txt (for sentencepiece: made from the model when absent)")
     g.add_argument("--spm-model", help="sentencepiece model (local path)")
-    g.add_argument("--dict", help="the model's dict.txt (for sentencepiece: made from the model when absent)")
     return p.parse_args(argv)
 
 
@@ -76,8 +75,8 @@ def bpe_files(args):
                 info[key] = os.path.basename(info[key])
         return files, info
     if args.bpe == "gpt2":
-        if not (args.encoder_json and args.vocab_bpe and args.dict):
-            raise ValueError("--bpe gpt2 needs --encoder-json, --vocab-bpe and --dict")
+        if missing_gpt2_arguments(args):
+            raise ValueError("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
         return ({"encoder.json": args.encoder_json, "vocab.bpe": args.vocab_bpe, "dict.txt": args.dict},
                 {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"})
     if args.bpe == "sentencepiece":

@@ -126,8 +126,6 @@ class SentenceInfillingDataset(DenoisingDataset):
                 out.append(sent)
                 room -= len(sent)
             start = end + 1
-        if start < len(block) and room > 0:  # defensive: a block not ending in </s>
-            out.append(block[start:][:room])
         return out
 
     def __getitem__(self, index):
@@ -218,20 +216,20 @@ class SentenceInfillingDataset(DenoisingDataset):
 
     def _replacement(self, rng, covered):
         if covered is None:  # a zero-length span: insert one mask
-            n = 1
-        elif self.replace_length == 0:
+            return self._mask_tokens(rng, 1)
+        if self.replace_length == 0:
             return torch.zeros(0, dtype=torch.long)
-        elif self.replace_length == 1:
-            n = 1
-        else:  # -1: one mask per masked token
-            n = len(covered)
-        rep = torch.full((n,), self.mask_idx, dtype=torch.long)
+        return self._mask_tokens(rng, 1 if self.replace_length == 1 else len(covered))
+
+    def _mask_tokens(self, rng, n):
+        """n <mask> tokens, each replaced by a random word with probability --mask-random."""
+        out = torch.full((n,), self.mask_idx, dtype=torch.long)
         if self.random_ratio > 0:
             rand = torch.from_numpy(rng.random_sample(n) < self.random_ratio)
             if rand.any():
-                vocab_ids = rng.randint(self.vocab.nspecial, len(self.vocab), size=int(rand.sum()))
-                rep[rand] = torch.from_numpy(vocab_ids).long()
-        return rep
+                ids = rng.randint(self.vocab.nspecial, len(self.vocab), size=int(rand.sum()))
+                out[rand] = torch.from_numpy(ids).long()
+        return out
 
     def _insert(self, rng, body, p):
         # Random insertion noise (--insert), drawn from numpy like everything else here.
@@ -240,16 +238,9 @@ class SentenceInfillingDataset(DenoisingDataset):
         if k == 0:
             return body
         total = n + k
-        pos = np.sort(rng.permutation(total)[:k])
         is_new = torch.zeros(total, dtype=torch.bool)
-        is_new[torch.from_numpy(pos)] = True
+        is_new[torch.from_numpy(rng.permutation(total)[:k])] = True
         out = torch.empty(total, dtype=torch.long)
         out[~is_new] = body
-        new = torch.full((k,), self.mask_idx, dtype=torch.long)
-        rand = torch.from_numpy(rng.random_sample(k) < self.random_ratio)
-        if rand.any():
-            new[rand] = torch.from_numpy(
-                rng.randint(self.vocab.nspecial, len(self.vocab), size=int(rand.sum()))
-            ).long()
-        out[is_new] = new
+        out[is_new] = self._mask_tokens(rng, k)
         return out
