@@ -32,13 +32,20 @@ TINY = ("--arch bart_base --encoder-layers 1 --decoder-layers 1 --encoder-embed-
         "--decoder-attention-heads 2 --share-all-embeddings").split()
 
 
-def time_encoder(gen, acc):
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_encoder(gen, acc, device):
     """Accumulate the seconds spent in the encoder (same work in both methods)."""
     inner = gen.model.forward_encoder
 
     def timed(*a, **k):
+        sync(device)
         t0 = time.perf_counter()
         out = inner(*a, **k)
+        sync(device)
         acc[0] += time.perf_counter() - t0
         return out
 
@@ -67,9 +74,18 @@ def genbioel_generator(task, models, trie, beam, max_len_b):
     """GenBioEL's decoder: (a copy of) fairseq's beam search with
     PrefixConstrainedBeamSearch, batch 1, the trie queried from the root with the whole
     hypothesis every step, and no incremental state (the decoder re-runs on the full
-    prefix at every step)."""
+    prefix at every step).
+
+    Where our fairseq model and GenBioEL's HF one differ, the baseline gets the cheaper
+    side: like GenBioEL it keeps no decoder attention for alignments (its ensemble
+    wrapper returns ``None``; fairseq's generator would otherwise copy a rows x source x
+    length buffer at every step), and unlike GenBioEL's HF BART it keeps fairseq's
+    beam-shared cross-attention keys (HF projects the encoder output once per beam at
+    every step)."""
     from fairseq.search import PrefixConstrainedBeamSearch
     from fairseq.sequence_generator import SequenceGenerator
+
+    from biobart_fairseq.decoding.prefix_constraint import drop_alignment_attention
 
     state = {}
 
@@ -83,6 +99,7 @@ def genbioel_generator(task, models, trie, beam, max_len_b):
     gen = SequenceGenerator(models, d, beam_size=beam, max_len_a=0, max_len_b=max_len_b, min_len=1,
                             search_strategy=PrefixConstrainedBeamSearch(d, allowed))
     gen.model.has_incremental = False  # full decoder re-run at every step, as GenBioEL's HF model
+    drop_alignment_attention(gen)
     return gen, state
 
 
@@ -97,15 +114,21 @@ def main(argv=None):
     ap.add_argument("--context-words", type=int, default=384,
                     help="context words when building the data (GenBioEL: 384; default: %(default)s)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for both (default: %(default)s)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where both methods run (default: %(default)s)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    dev = args.device
+    if dev == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device")
     import biobart_fairseq.tasks.entity_linking  # noqa: F401
+    from fairseq import utils
 
     from biobart_fairseq.cli import el_eval
 
     with tempfile.TemporaryDirectory() as tmp:
         data, ckpt = (args.data, args.checkpoint) if args.data and args.checkpoint else build(tmp, args.context_words)
-        models, task = el_eval.load(data, ckpt)
+        models, task = el_eval.load(data, ckpt, cpu=dev == "cpu")
         task.load_dataset(args.split)
         ds = task.dataset(args.split)
         ids = list(range(min(args.mentions, len(ds))))
@@ -114,18 +137,24 @@ def main(argv=None):
 
         # ours: batched, incremental, CSR trie with memoised nodes
         gen = el_eval.build_generator(task, models, beam=args.beam)
+
+        def batch(idx):
+            sample = ds.collater([ds[i] for i in idx])
+            return utils.move_to_cuda(sample) if dev == "cuda" else sample
+
         # batches of similar source length, as fairseq's batch iterator makes them
         by_len = sorted(ids, key=lambda i: int(ds.dataset.src_sizes[i]))
         # warm-up (first-call imports and allocations), not timed, for both methods; ours on
         # a full-size batch of the longest sources, since the allocator's first touch of
         # large buffers otherwise lands in the first timed batches
-        task.inference_step(gen, models, ds.collater([ds[i] for i in by_len[-args.batch_size:]]))
+        task.inference_step(gen, models, batch(by_len[-args.batch_size:]))
         enc_ours = [0.0]
-        time_encoder(gen, enc_ours)
+        time_encoder(gen, enc_ours, dev)
+        sync(dev)
         t0 = time.perf_counter()
         ours = {}
         for k in range(0, len(by_len), args.batch_size):
-            sample = ds.collater([ds[i] for i in by_len[k:k + args.batch_size]])
+            sample = batch(by_len[k:k + args.batch_size])
             for sid, plen, hs in zip(sample["id"].tolist(), sample["prefix_lens"].tolist(),
                                      task.inference_step(gen, models, sample)):
                 ours[sid] = [tuple(h["tokens"][plen:-1].tolist()) for h in hs]
@@ -136,7 +165,7 @@ def main(argv=None):
         base_gen, state = genbioel_generator(task, models, trie, args.beam, max(ds.prefix_lens[ids]) + task.trie.max_length)
 
         def one(i):
-            sample = ds.collater([ds[i]])
+            sample = batch([i])
             state["prefix"] = ds.prefix_tokens(i)
             plen = len(state["prefix"])
             with torch.no_grad():
@@ -147,7 +176,8 @@ def main(argv=None):
 
         one(ids[0])  # warm-up
         enc_base = [0.0]
-        time_encoder(base_gen, enc_base)
+        time_encoder(base_gen, enc_base, dev)
+        sync(dev)
         t0 = time.perf_counter()
         base = {i: one(i) for i in ids}
         t_base = time.perf_counter() - t0
@@ -155,7 +185,8 @@ def main(argv=None):
     n = len(ids)
     in_kb = all(h in kb for v in ours.values() for h in v) and all(h in kb for v in base.values() for h in v)
     same_top1 = sum(ours[i][:1] == base[i][:1] for i in ids) / n
-    print(f"mentions: {n}, beam {args.beam}, torch threads {args.threads}")
+    where = torch.cuda.get_device_name() if dev == "cuda" else f"CPU, torch threads {args.threads}"
+    print(f"mentions: {n}, beam {args.beam}, {where}")
     print(f"ours (batch {args.batch_size}, incremental, CSR trie): {n / t_ours:8.1f} mentions/s "
           f"({n / (t_ours - enc_ours[0]):.1f}/s without the encoder)")
     print(f"GenBioEL-style (batch 1, no incremental state, dict trie): {n / t_base:8.1f} mentions/s "
