@@ -68,6 +68,25 @@ def test_pubtator_reader_ids_composites_and_bad_records(tmp_path):
     assert len(bad) == 1 and bad[0].line == 6 and str(path) in str(bad[0])
 
 
+def test_pubtator_reader_skips_a_repeated_document(tmp_path):
+    doc = ["7|t|Gout.", "7|a|Gout flares.", "7\t0\t4\tGout\tSpecificDisease\tD006073"]
+    other = ["8|t|Rickets.", "8|a|", "8\t0\t7\tRickets\tSpecificDisease\tD012279"]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(doc + [""] + other + [""] + doc + [""]) + "\n")
+    recs = list(F.read_pubtator(path))
+    assert [r.mention for r in recs if isinstance(r, F.Mention)] == ["Gout", "Rickets"]
+    rep = [r for r in recs if isinstance(r, F.BadRecord)]
+    assert len(rep) == 1 and isinstance(rep[0], F.RepeatedDocument) and rep[0].line == 9
+    assert "first at line 1" in str(rep[0])
+
+
+def test_drop_omim_if_mixed():
+    assert F.drop_omim_if_mixed(["D003300", "OMIM:215600"]) == ["D003300"]
+    assert F.drop_omim_if_mixed(["OMIM:1", "OMIM:2"]) == ["OMIM:1", "OMIM:2"]
+    assert F.drop_omim_if_mixed(["D1", "D2", "OMIM:3"]) == ["D1", "D2"]
+    assert F.drop_omim_if_mixed(["OMIM:1"]) == ["OMIM:1"]
+
+
 def test_kb_reader_and_name_index(tmp_path):
     kb = tmp_path / "medic.txt"
     kb.write_text("C567755|613097||Tooth Agenesis, Selective, 6|STHAG6\nD001||Shared Name|Only-One\nD002||shared name\n")
@@ -126,19 +145,22 @@ def ncbi(tmp_path_factory):
 
 def test_ncbi_counts_match_table1(ncbi):
     report = json.loads((ncbi / "report.json").read_text())
-    # Table 1: dev 787, test 960 exactly.  Train: the BioSyn/GenBioEL way, train (5,145) +
-    # dev (787) without the 145 composite mentions (several ids) = 5,787; Table 1 says
-    # 5,784 — BioSyn's own preprocessing (not available here) differs by 3 mentions.
-    assert report["mentions"] == {"train": 5787, "dev": 787, "test": 960}
+    # Table 1: train 5,784, dev 787, test 960, all exactly.  Train is built the BioSyn/GenBioEL
+    # way: train (5,145 annotations, of which 11 in a second copy of PMID 8528200, skipped) +
+    # dev (787), without composite mentions; 8 train mentions whose ids mix MeSH and OMIM keep
+    # the MeSH id only and so are not composite: 5,134 - 107 + 787 - 30 = 5,784.
+    assert report["mentions"] == {"train": 5784, "dev": 787, "test": 960}
     assert report["bad_records"] == []
+    assert len(report["repeated_documents"]) == 1 and "document 8528200" in report["repeated_documents"][0]
     test = [r for r in F.read_jsonl(ncbi / "test.jsonl")]
     assert all(isinstance(m, F.Mention) and m.text[m.start:m.end] == m.mention for m in test)
-    assert sum(len(m.cuis) > 1 for m in test) == 15  # composite mentions kept for evaluation
+    # composite mentions kept for evaluation: 15 in the file, 2 of them MeSH + OMIM -> MeSH
+    assert sum(len(m.cuis) > 1 for m in test) == 13
     train = list(F.read_jsonl(ncbi / "train.jsonl"))
     assert all(len(m.cuis) == 1 for m in train)
     kb = report["kb"][str(ncbi)]
     assert kb["unk_tokens"] == 0 and kb["names"] > 70_000
-    for split, n in (("train", 5787), ("valid", 787), ("test", 960)):
+    for split, n in (("train", 5784), ("valid", 787), ("test", 960)):
         assert len(np.load(ncbi / "bin" / f"{split}.prefix_len.npy")) == n
 
 

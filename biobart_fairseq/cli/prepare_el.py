@@ -74,6 +74,8 @@ def read_dataset(args, bad):
         train = keep(F.read_pubtator(_one(inp, ["*trainset*", "*train*.txt"], "NCBI train")))
         dev = keep(F.read_pubtator(_one(inp, ["*developset*", "*dev*.txt"], "NCBI dev")))
         test = keep(F.read_pubtator(_one(inp, ["*testset*", "*test*.txt"], "NCBI test")))
+        for m in train + dev + test:
+            m.cuis = F.drop_omim_if_mixed(m.cuis)
         if args.ncbi_train == "traindev":
             # BioSyn/GenBioEL: train on train+dev; composite mentions (several ids) are
             # dropped from training only — dev and test keep them (a hit on any id counts).
@@ -357,10 +359,15 @@ def main(argv=None):
             F.write_kb(os.path.join(out, "kb.tsv"), kb_pairs)
         if args.bpe:
             prepare_model_inputs(args, out, splits, kb_pairs, report)
+    repeated = [b for b in bad if isinstance(b, F.RepeatedDocument)]
+    bad = [b for b in bad if not isinstance(b, F.RepeatedDocument)]
+    report["repeated_documents"] = [str(b) for b in repeated]
     report["bad_records"] = [str(b) for b in bad]
     with open(os.path.join(args.out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     log("mentions: " + ", ".join(f"{k} {v}" for k, v in report["mentions"].items()))
+    for r in repeated:
+        log(f"note: {r}")
     for b in bad[:20]:
         log(f"skipped {b}")
     if bad:

@@ -50,6 +50,10 @@ class BadRecord:
         return f"{self.path}:{self.line}: {self.reason}"
 
 
+class RepeatedDocument(BadRecord):
+    """A document skipped because its id already appeared: reported, but not an error."""
+
+
 Record = Union[Mention, BadRecord]
 
 
@@ -81,6 +85,14 @@ def split_cuis(raw: str) -> List[str]:
     return out
 
 
+def drop_omim_if_mixed(cuis: List[str]) -> List[str]:
+    """BioSyn's rule for NCBI-disease ids (kept by GenBioEL and so behind Table 1): when a
+    mention's ids mix OMIM and MeSH, the OMIM ones are dropped; ``["D001", "OMIM:1"]`` ->
+    ``["D001"]``, which is then no longer a composite mention."""
+    mesh = [c for c in cuis if not c.startswith("OMIM:")]
+    return mesh if mesh and len(mesh) < len(cuis) else cuis
+
+
 # --- PubTator (NCBI-disease, BC5CDR, MedMentions) ------------------------------------------------
 def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Optional[set] = None) -> Iterator[Record]:
     """Mentions of a PubTator file: ``PMID|t|title``, ``PMID|a|abstract`` then
@@ -89,21 +101,35 @@ def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Opt
 
     Relation lines (BC5CDR ``CID``, 4 fields) are skipped silently; ids ``-1`` (no concept,
     BC5CDR) are reported as bad records. ``keep_types`` filters on the type column (a
-    MedMentions row may carry several comma-separated types: any match keeps it)."""
+    MedMentions row may carry several comma-separated types: any match keeps it).
+
+    A document whose PMID already appeared in the file is skipped with its annotations and
+    reported once (the NCBI-disease train file has PMID 8528200 twice; BioSyn's script, and
+    so GenBioEL's data and Table 1, keep the first copy only)."""
     keep = set(keep_types) if keep_types else None
     path = str(path)
     title = abstract = None
     doc = None
+    first_seen: Dict[str, int] = {}  # PMID -> line of its title
+    repeated = None  # PMID of the repeated document being skipped
     with _open(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():
-                title = abstract = doc = None
+                title = abstract = doc = repeated = None
                 continue
             m = re.match(r"^([^|\t]+)\|([ta])\|(.*)$", line)
             if m:
                 pmid, kind, body = m.groups()
+                if kind == "t" and pmid in first_seen:
+                    repeated = pmid
+                    yield RepeatedDocument(path, lineno, f"document {pmid} appears again (first at line "
+                                                  f"{first_seen[pmid]}): this copy and its annotations skipped")
+                    continue
+                if pmid == repeated:
+                    continue
                 if kind == "t":
+                    first_seen[pmid] = lineno
                     doc, title, abstract = pmid, body, None
                 else:
                     if doc != pmid:
@@ -118,7 +144,7 @@ def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Opt
                 yield BadRecord(path, lineno, f"expected 6 tab-separated fields, got {len(cols)}")
                 continue
             pmid, s, e, mention, typ, ids = cols[:6]
-            if doc_ids is not None and pmid not in doc_ids:
+            if pmid == repeated or (doc_ids is not None and pmid not in doc_ids):
                 continue
             if pmid != doc or title is None:
                 yield BadRecord(path, lineno, f"annotation of {pmid} outside its document")
