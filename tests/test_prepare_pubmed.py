@@ -225,6 +225,27 @@ def test_later_file_wins_for_duplicate_pmid(tmp_path):
     assert read_output(out)["train"]["2"][0] == "Title 2 old."
 
 
+def test_version_resolution_hand_computed():
+    """Step 2 on a hand-worked record sequence (A = abstract, N = no abstract, D = deletion)."""
+    import numpy as np
+
+    seq = [("A", 5), ("A", 7), ("N", 5), ("D", 7), ("D", 7), ("A", 9),
+           ("D", 5), ("A", 5), ("A", 7), ("A", 7), ("N", 9)]
+    codes = np.array([p for _, p in seq], dtype=np.int64)
+    kinds = np.array([prepare_pubmed._KIND_CODES[k] for k, _ in seq], dtype=np.int8)
+    write, duplicates, deleted = prepare_pubmed._winning_records(codes, kinds)
+    # 5: A, N (dup), D (deleted), A again -> record 7; 7: A, D (deleted), D (nothing), A, A
+    # (dup) -> record 9; 9: A, N (dup) -> present without abstract, not written.
+    assert np.flatnonzero(write).tolist() == [7, 9]
+    assert (duplicates, deleted) == (3, 2)
+
+
+def test_pmid_codes():
+    codes = prepare_pubmed._PmidCodes()
+    assert codes("123") == 123 and codes("X-1") == -1 and codes("Y") == -2 and codes("X-1") == -1
+    assert codes.text(-2) == "Y" and codes.text(123) == "123"
+
+
 def test_delete_citation_removes_earlier_versions_only(tmp_path):
     first = write(tmp_path / "a.xml", [simple(1), simple(2), simple(3)])
     # Deletes 2 (known) and 77 (never seen); adds 5.
