@@ -125,6 +125,7 @@ def main(argv=None):
     from fairseq import utils
 
     from biobart_fairseq.cli import el_eval
+    from biobart_fairseq.decoding.prefix_constraint import rerank
 
     with tempfile.TemporaryDirectory() as tmp:
         data, ckpt = (args.data, args.checkpoint) if args.data and args.checkpoint else build(tmp, args.context_words)
@@ -170,8 +171,7 @@ def main(argv=None):
             plen = len(state["prefix"])
             with torch.no_grad():
                 hs = base_gen.generate(models, sample)[0]
-            # GenBioEL's ranking: the synonym's score (name tokens + eos), as ours
-            hs = sorted(hs, key=lambda h: -float(h["positional_scores"][plen:].mean()))
+            hs = rerank(hs, plen)  # GenBioEL's ranking by the synonym's score, as ours
             return [tuple(h["tokens"][plen:-1].tolist()) for h in hs]
 
         one(ids[0])  # warm-up

@@ -146,6 +146,13 @@ def add_gpt2_arguments(group, dict_help="the pretrained model's dict.txt (local 
     group.add_argument("--dict", help=dict_help)
 
 
+def add_sentencepiece_arguments(group):
+    """Reuse a sentencepiece model or train one of this size; shared like the GPT-2 flags."""
+    group.add_argument("--spm-model", help="use this sentencepiece model instead of training one (local path)")
+    group.add_argument("--vocab-size", type=int, default=8000,
+                       help="vocabulary size of a new sentencepiece model (default: %(default)s)")
+
+
 def missing_gpt2_arguments(args):
     """The GPT-2 file flags not given, e.g. ['--vocab-bpe', '--dict'] (empty when complete)."""
     return ["--" + n.replace("_", "-") for n in GPT2_FILE_ARGS if not getattr(args, n, None)]
@@ -197,8 +204,7 @@ def parse_args(argv):
     p.add_argument("--bpe", choices=["sentencepiece", "gpt2"], default="sentencepiece", help="which BPE (default: %(default)s)")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for BPE and fairseq-preprocess (default: all cores)")
     g = p.add_argument_group("sentencepiece")
-    g.add_argument("--spm-model", help="use this existing sentencepiece model instead of training one")
-    g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size of a new model (default: %(default)s)")
+    add_sentencepiece_arguments(g)
     g.add_argument("--spm-type", choices=["bpe", "unigram"], default="bpe", help="sentencepiece algorithm (default: %(default)s)")
     g.add_argument("--spm-max-sentences", type=int, default=5_000_000, help="sentences sampled to train it (default: %(default)s)")
     add_gpt2_arguments(p.add_argument_group("gpt2 (BART / BioBART vocabulary)"))

@@ -39,8 +39,7 @@ def parse_args(argv):
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for BPE and fairseq-preprocess (default: all cores)")
     B.add_gpt2_arguments(p.add_argument_group("gpt2 (BART / BioBART vocabulary, e.g. from biobart-convert hf-to-fairseq)"))
     g = p.add_argument_group("sentencepiece")
-    g.add_argument("--spm-model", help="reuse this sentencepiece model instead of training one")
-    g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary of a new sentencepiece model (default: %(default)s)")
+    B.add_sentencepiece_arguments(g)
     p.add_argument("--keep-bpe-text", action="store_true", help="keep the BPE-encoded text in OUT/bpe-text/")
     return p.parse_args(argv)
 

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import el_formats as F
-from .binarize import add_gpt2_arguments, missing_gpt2_arguments
+from .binarize import add_gpt2_arguments, add_sentencepiece_arguments, missing_gpt2_arguments
 
 PROG = "biobart-prepare-el"
 SPLITS = ("train", "dev", "test")
@@ -316,8 +316,7 @@ def parse_args(argv):
     p.add_argument("--folds", type=int, default=10, help="askapatient: number of folds (default: %(default)s)")
     g = p.add_argument_group("step 2: model inputs (only with --bpe)")
     g.add_argument("--bpe", choices=["sentencepiece", "gpt2"], help="also write fairseq inputs in OUT/bin with this BPE")
-    g.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary size (default: %(default)s)")
-    g.add_argument("--spm-model", help="use this sentencepiece model instead of training one")
+    add_sentencepiece_arguments(g)
     add_gpt2_arguments(g)
     g.add_argument("--max-context-words", type=int, default=384,
                    help="context words kept around the mention (GenBioEL: 384; 128 for MedMentions)")

@@ -163,7 +163,7 @@ def process_file(task: Tuple[int, str, str, bool]) -> dict:
         except PubmedXMLError as failure:
             errors.append(_error(path, failure.record, failure.message))
         errors.extend(_error(path, issue.record, issue.message) for issue in reader.issues)
-    return {"index": index, "file": path, "shard": shard, "records": reader.records, **counts, "errors": errors}
+    return {"file": path, "shard": shard, "records": reader.records, **counts, "errors": errors}
 
 
 def _run_workers(paths: Sequence[str], shard_dir: Path, workers: int, show_progress: bool) -> Iterator[dict]:
