@@ -5,6 +5,7 @@ setup(
     version="0.1.0",
     description="BioBART (biomedical BART) as a fairseq --user-dir plugin",
     packages=find_packages(include=["biobart_fairseq", "biobart_fairseq.*"]),
+    package_data={"biobart_fairseq": ["data/paper_tables.json"]},  # the paper's Tables 2-6 (biobart-tables)
     python_requires=">=3.9",
     entry_points={
         "console_scripts": [
@@ -18,6 +19,8 @@ setup(
             "biobart-el-eval=biobart_fairseq.cli.el_eval:main",
             "biobart-prepare-ner=biobart_fairseq.cli.prepare_ner:main",
             "biobart-ner-score=biobart_fairseq.cli.ner_score:main",
+            "biobart-results=biobart_fairseq.cli.write_results:main",
+            "biobart-tables=biobart_fairseq.cli.tables:main",
         ]
     },
 )
