@@ -16,8 +16,16 @@ Step 2 (with ``--bpe``): the model inputs in ``OUT/bin`` (``OUT/fold<i>/bin``), 
 * sentencepiece (trained here, or ``--spm-model``) or GPT-2 BPE (``--encoder-json
   --vocab-bpe --dict``: BART/BioBART's files), then ``fairseq-preprocess``.
 
+``--style genbioel`` (NCBI, BC5CDR) prepares the mentions and the dictionary as the data
+behind the paper's Table 4 was prepared (BioSyn's and GenBioEL's scripts: abbreviations
+expanded, composite mentions resolved, their normalisation, train/dev mentions added to
+the NCBI dictionary; see docs/entity_linking.md); ``--style raw`` (default) links the
+mentions as written, with every punctuation mark removed from names.
+
 ``--dataset jsonl --input DIR`` runs step 2 on canonical files written before.
-Exit status: 0 ok, 2 usage error, 3 written but some records were bad (see OUT/report.json).
+Exit status: 0 ok, 2 usage error or unusable input (not UTF-8, empty; file and line
+named), 3 written but some records were bad (see OUT/report.json).  Mentions without a
+concept (BC5CDR id -1) are counted in the report, not errors.
 """
 
 import argparse
@@ -34,6 +42,7 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
+from ..data import el_biosyn as B
 from ..data import el_formats as F
 from .binarize import add_gpt2_arguments, add_sentencepiece_arguments, missing_gpt2_arguments
 
@@ -60,16 +69,18 @@ def _one(pattern_dir, patterns, what):
 
 
 # --- step 1: published files -> canonical mentions ------------------------------------------------
-def read_dataset(args, bad):
-    """-> {out_subdir: {split: [Mention]}}; bad records are appended to ``bad``."""
+def read_dataset(args, ctx):
+    """-> {out_subdir: {split: [Mention]}}; bad records are appended to ``ctx.bad``."""
 
     def keep(records):
         out = []
         for r in records:
-            (bad.append(r) if isinstance(r, F.BadRecord) else out.append(r))
+            (ctx.bad.append(r) if isinstance(r, F.BadRecord) else out.append(r))
         return out
 
     d, inp = args.dataset, args.input
+    if args.style == "genbioel" and d in ("ncbi", "bc5cdr"):
+        return read_genbioel(args, keep, ctx)
     if d == "ncbi":
         train = keep(F.read_pubtator(_one(inp, ["*trainset*", "*train*.txt"], "NCBI train")))
         dev = keep(F.read_pubtator(_one(inp, ["*developset*", "*dev*.txt"], "NCBI dev")))
@@ -110,6 +121,34 @@ def read_dataset(args, bad):
     raise ValueError(d)
 
 
+def read_genbioel(args, keep, ctx):
+    """``--style genbioel``: NCBI through BioSyn's query preprocessing, BC5CDR through
+    GenBioEL's reader (``data/el_biosyn.py``); sets ``ctx.synonyms`` (NCBI: the mentions
+    BioSyn adds to the dev and test dictionaries) and ``ctx.origin`` (mention -> the split
+    whose dictionary its target synonym comes from)."""
+    inp, counts = args.input, ctx.counts
+    if args.dataset == "bc5cdr":
+        files = {"train": ["*Training*", "*train*"], "dev": ["*Development*", "*dev*"], "test": ["*Test*", "*test*"]}
+        return {"": {s: B.genbioel_bc5cdr(keep(F.read_pubtator(_one(inp, pats, f"BC5CDR {s}"), with_columns=True)),
+                                          ctx.kb_ids, counts, s) for s, pats in files.items()}}
+    text = B.BiosynText(B.read_typos(args.typo_file) if args.typo_file else None, keep="|")
+    raw = {s: keep(F.read_pubtator(_one(inp, pats, f"NCBI {s}"))) for s, pats in
+           (("train", ["*trainset*", "*train*.txt"]), ("dev", ["*developset*", "*dev*.txt"]),
+            ("test", ["*testset*", "*test*.txt"]))}
+    splits = {}
+    for s, ms in raw.items():
+        for m in ms:
+            m.cuis = F.drop_omim_if_mixed(m.cuis)
+        splits[s] = B.biosyn_queries(ms, text, ctx.kb_ids, counts, s)
+    # BioSyn: dev dictionary = KB + train mentions, test dictionary = + dev mentions
+    syn_train, syn_dev = B.mention_synonyms(splits["train"]), B.mention_synonyms(splits["dev"])
+    ctx.synonyms = {"train": [], "dev": syn_train, "test": syn_train + syn_dev}
+    ctx.origin = {id(m): s for s, ms in splits.items() for m in ms}
+    if args.ncbi_train == "traindev":  # GenBioEL: train + dev, composite mentions dropped
+        splits["train"] = [m for m in splits["train"] + splits["dev"] if len(m.cuis) == 1]
+    return {"": splits}
+
+
 def read_kb_pairs(args, bad):
     if args.kb:
         pairs = []
@@ -126,10 +165,18 @@ def read_kb_pairs(args, bad):
 
 
 # --- step 2: canonical mentions -> model inputs -------------------------------------------------------
+def mention_words(m: F.Mention) -> str:
+    """The mention as the model reads and writes it: ``--style genbioel``'s processed query
+    (its first phrase for a resolved composite, as GenBioEL), else the text, lower-cased."""
+    if m.query is not None:
+        return " ".join(m.query.split("|")[0].split())
+    return " ".join(html.unescape(m.mention).lower().split())
+
+
 def make_source(m: F.Mention, max_words: int) -> str:
     """Lower-cased context, ``max_words`` words at most, centred on the marked mention."""
     left = html.unescape(m.text[: m.start]).lower().split()
-    ment = html.unescape(m.text[m.start: m.end]).lower().split()
+    ment = mention_words(m).split()
     right = html.unescape(m.text[m.end:]).lower().split()
     budget = max(0, max_words - len(ment) - 2)
     n_left = min(len(left), budget // 2)
@@ -138,8 +185,38 @@ def make_source(m: F.Mention, max_words: int) -> str:
     return " ".join(left[len(left) - n_left:] + ["START"] + ment + ["END"] + right[:n_right])
 
 
+def make_source_genbioel(m: F.Mention, max_words: int) -> str:
+    """GenBioEL's window: the whole text when it has at most ``max_words`` words; else the
+    shorter side whole and the other side filled up to ``max_words`` context words; else
+    ``max_words // 2`` words each side (the mention and markers are not counted)."""
+    left = m.text[: m.start].lower().split()
+    right = m.text[m.end:].lower().split()
+    half = max_words // 2
+    if len(m.text.split()) > max_words:
+        if len(left) <= half:
+            right = right[: max_words - len(left)]
+        elif len(right) <= half:
+            left = left[len(left) - (max_words - len(right)):]
+        else:
+            left, right = left[len(left) - half:], right[:half]
+    return html.unescape(" ".join(left + ["START", mention_words(m), "END"] + right))
+
+
 def make_prefix(m: F.Mention) -> str:
-    return " ".join(html.unescape(m.mention).lower().split()) + " is"
+    return mention_words(m) + " is"
+
+
+def name_normaliser(args):
+    """Names of the KB and targets: ``--style raw``: :func:`F.conv_name`; genbioel NCBI:
+    BioSyn's dictionary processing (all ASCII punctuation) then GenBioEL's conv; genbioel
+    BC5CDR: GenBioEL's conv (23 characters)."""
+    lowercase = not args.keep_case
+    if args.style != "genbioel":
+        return lambda n: F.conv_name(n, lowercase)
+    if args.genbioel_dataset == "ncbi":
+        biosyn = B.BiosynText()
+        return lambda n: B.genbioel_conv(biosyn(n), lowercase)
+    return lambda n: B.genbioel_conv(n, lowercase)
 
 
 class SynonymPicker:
@@ -190,35 +267,58 @@ class Encoder:
         return [str(i) for i in self.gpt2.encode(" " + text)]  # GenBioEL: BPE(' ' + x)
 
 
-def prepare_model_inputs(args, out, splits, kb_pairs, report):
+def dictionaries(args, kb_pairs, ctx):
+    """-> (name -> cuis of the dictionary the trie uses, {split: cui -> names} the target
+    synonyms are picked from).  Without mention synonyms every split uses the KB; with
+    them (genbioel NCBI) each split has BioSyn's dictionary for it."""
+    norm = name_normaliser(args)
+    index = lambda extra: F.build_name_index(list(kb_pairs) + extra, ambiguous=args.ambiguous_names, normalise=norm)
+    syn = ctx.synonyms or {}
+    cui_names, name_cuis = index(syn.get("test", []))
+    split_names = {s: cui_names for s in SPLITS}
+    for s in ("train", "dev"):
+        if s in syn:
+            split_names[s] = index(syn[s])[0]
+    return name_cuis, split_names
+
+
+def make_rows(args, splits, ctx, name_cuis, split_names, counts):
+    """(source, prefix, target synonym, meta) per mention and split."""
+    norm = name_normaliser(args)
+    picker = SynonymPicker(list(name_cuis))
+    source = make_source_genbioel if args.style == "genbioel" else make_source
+    rows = {}
+    for split, mentions in splits.items():
+        rows[split] = []
+        for m in tqdm(mentions, desc=f"targets {split}", unit=" mentions", mininterval=1, disable=None):
+            cui_names = split_names[ctx.origin.get(id(m), split)]
+            cands = list(dict.fromkeys(n for c in m.cuis for n in cui_names.get(c, [])))
+            said = norm(mention_words(m))
+            if not cands:
+                counts[f"{split}_gold_not_in_kb"] += 1
+                if split == "train":
+                    continue  # nothing to learn from; eval splits keep it (it counts as a miss)
+                target, in_kb = said, False
+            else:
+                target, in_kb = picker.pick(said, cands), True
+            rows[split].append((source(m, args.max_context_words), make_prefix(m), target,
+                                {"doc_id": m.doc_id, "mention": m.mention, "cuis": m.cuis, "target": target, "in_kb": in_kb}))
+    return rows
+
+
+def prepare_model_inputs(args, out, splits, kb_pairs, report, ctx):
     from fairseq.data import Dictionary
 
     from ..decoding.trie import Trie
 
-    lowercase = not args.keep_case
-    cui_names, name_cuis = F.build_name_index(kb_pairs, lowercase=lowercase, ambiguous=args.ambiguous_names)
+    name_cuis, split_names = dictionaries(args, kb_pairs, ctx)
     if not name_cuis:
         raise ValueError("the KB has no usable names")
     bin_dir = os.path.join(out, "bin")
     text_dir = os.path.join(bin_dir, "text")
     os.makedirs(text_dir, exist_ok=True)
-    picker = SynonymPicker(list(name_cuis))
-    rows = {}
     counts = Counter()
-    for split, mentions in splits.items():
-        rows[split] = []
-        for m in tqdm(mentions, desc=f"targets {split}", unit=" mentions", mininterval=1, disable=None):
-            cands = [n for c in m.cuis for n in cui_names.get(c, [])]
-            cands = list(dict.fromkeys(cands))
-            if not cands:
-                counts[f"{split}_gold_not_in_kb"] += 1
-                if split == "train":
-                    continue  # nothing to learn from; eval splits keep it (it counts as a miss)
-                target, in_kb = F.conv_name(m.mention, lowercase), False
-            else:
-                target, in_kb = picker.pick(F.conv_name(m.mention, lowercase), cands), True
-            rows[split].append((make_source(m, args.max_context_words), make_prefix(m), target,
-                                {"doc_id": m.doc_id, "mention": m.mention, "cuis": m.cuis, "target": target, "in_kb": in_kb}))
+    rows = make_rows(args, splits, ctx, name_cuis, split_names, counts)
     # BPE model: trained on what it will encode (train sources/targets and the KB names)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
         train_text = f.name
@@ -283,7 +383,7 @@ def prepare_model_inputs(args, out, splits, kb_pairs, report):
     t0 = time.time()
     trie = Trie(seqs)
     trie.save(os.path.join(bin_dir, "trie.npz"))
-    report["kb"][out] = {"concepts": len(cui_names), "names": len(name_cuis), "trie_nodes": trie.num_nodes,
+    report["kb"][out] = {"concepts": len(split_names["test"]), "names": len(name_cuis), "trie_nodes": trie.num_nodes,
                          "trie_bytes": trie.nbytes, "trie_build_s": round(time.time() - t0, 2), "unk_tokens": n_unk}
     report["counts"].update({f"{out}:{k}": v for k, v in counts.items()})
     with open(os.path.join(bin_dir, "bpe.json"), "w") as f:
@@ -311,6 +411,13 @@ def parse_args(argv):
     p.add_argument("--ncbi-train", choices=["traindev", "train"], default="traindev",
                    help="NCBI training split: traindev = train+dev without composite mentions (BioSyn/GenBioEL, "
                         "default), train = the train file as is")
+    p.add_argument("--style", choices=["raw", "genbioel"], default="raw",
+                   help="raw (default): mentions as written, names without any punctuation; genbioel (ncbi, "
+                        "bc5cdr; what the paper's Table 4 used): BioSyn/GenBioEL's preparation — abbreviations "
+                        "expanded (Schwartz & Hearst, offline), composite mentions resolved, their normalisation, "
+                        "NCBI train/dev mentions added to the dictionary (docs/entity_linking.md)")
+    p.add_argument("--typo-file", help="ncbi --style genbioel: BioSyn's spelling corrections "
+                                       "('typo||correction' lines, e.g. ncbi-spell-check.txt)")
     p.add_argument("--split-pmids", help="medmentions: folder with corpus_pubtator_pmids_{trng,dev,test}.txt "
                                          "(default: the folder of --input)")
     p.add_argument("--folds", type=int, default=10, help="askapatient: number of folds (default: %(default)s)")
@@ -321,14 +428,67 @@ def parse_args(argv):
     g.add_argument("--max-context-words", type=int, default=384,
                    help="context words kept around the mention (GenBioEL: 384; 128 for MedMentions)")
     g.add_argument("--keep-case", action="store_true", help="do not lower-case KB names and targets")
-    g.add_argument("--ambiguous-names", choices=["keep", "fewest"], default="keep",
-                   help="a name of several concepts: keep it for all (default) or only for the one with the "
-                        "fewest names (GenBioEL)")
+    g.add_argument("--ambiguous-names", choices=["keep", "fewest"], default=None,
+                   help="a name of several concepts: keep it for all, or only for the one with the fewest names "
+                        "(default: fewest for bc5cdr --style genbioel, as GenBioEL's BC5CDR KB; keep otherwise)")
     g.add_argument("--workers", type=int, default=1, help="processes for sentencepiece and fairseq-preprocess")
     args = p.parse_args(argv)
     if args.bpe == "gpt2" and missing_gpt2_arguments(args):
         p.error("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
+    if args.style == "genbioel" and args.dataset not in ("ncbi", "bc5cdr", "jsonl"):
+        p.error("--style genbioel is for ncbi and bc5cdr (the datasets GenBioEL prepared this way)")
+    if args.typo_file and not (args.style == "genbioel" and args.dataset == "ncbi"):
+        p.error("--typo-file goes with --dataset ncbi --style genbioel")
+    args.genbioel_dataset = args.dataset
     return args
+
+
+class Context:
+    """What reading leaves for step 2 and the report."""
+
+    def __init__(self):
+        self.bad = []                # BadRecord (and RepeatedDocument / NoConcept) items
+        self.counts = Counter()      # per-split counts of what preparation dropped or changed
+        self.kb_ids = None           # --style genbioel: ids of the KB (mentions outside it are dropped)
+        self.synonyms = None         # {split: [(cui, name)]} added to that split's dictionary
+        self.origin = {}             # id(mention) -> split whose dictionary its target comes from
+
+
+STATE = "genbioel.json"  # --style genbioel facts that `--dataset jsonl` needs in step 2
+
+
+def save_state(args, out, ctx):
+    with open(os.path.join(out, STATE), "w", encoding="utf-8") as f:
+        json.dump({"dataset": args.dataset, "synonyms": ctx.synonyms}, f, ensure_ascii=False)
+
+
+def load_state(args, ctx):
+    path = os.path.join(args.input, STATE)
+    if args.style == "genbioel":
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: missing (write it with --style genbioel --dataset ncbi|bc5cdr)")
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        args.genbioel_dataset, ctx.synonyms = state["dataset"], state["synonyms"]
+    if args.ambiguous_names is None:
+        args.ambiguous_names = "fewest" if args.genbioel_dataset == "bc5cdr" and args.style == "genbioel" else "keep"
+
+
+def read_inputs(args, ctx):
+    """-> (datasets, kb pairs); raises FileNotFoundError / F.UnusableInput."""
+    kb_pairs = read_kb_pairs(args, ctx.bad)
+    if args.style == "genbioel" and kb_pairs:
+        ctx.kb_ids = {c for c, _ in kb_pairs}
+    if args.dataset == "jsonl":
+        load_state(args, ctx)
+    elif args.ambiguous_names is None:
+        args.ambiguous_names = "fewest" if args.dataset == "bc5cdr" and args.style == "genbioel" else "keep"
+    datasets = read_dataset(args, ctx)
+    for sub, splits in datasets.items():
+        for split, mentions in splits.items():
+            if not mentions:
+                raise F.UnusableInput(os.path.join(args.input, sub), 0, f"no mentions read for the {split} split")
+    return datasets, kb_pairs
 
 
 def main(argv=None):
@@ -339,12 +499,12 @@ def main(argv=None):
         if f and not os.path.isfile(f):
             return fail(f"{f}: no such file")
     os.makedirs(args.out_dir, exist_ok=True)
-    bad = []
-    report = {"dataset": args.dataset, "mentions": {}, "samples": {}, "kb": {}, "counts": {}, "bad_records": []}
+    ctx = Context()
+    report = {"dataset": args.dataset, "style": args.style, "mentions": {}, "samples": {}, "kb": {}, "counts": {},
+              "bad_records": []}
     try:
-        datasets = read_dataset(args, bad)
-        kb_pairs = read_kb_pairs(args, bad)
-    except FileNotFoundError as e:
+        datasets, kb_pairs = read_inputs(args, ctx)
+    except (FileNotFoundError, F.UnusableInput) as e:
         return fail(str(e))
     if args.bpe and kb_pairs is None:
         return fail("--bpe needs a KB: give --kb")
@@ -356,17 +516,32 @@ def main(argv=None):
             report["mentions"][os.path.join(sub, split) if sub else split] = len(mentions)
         if kb_pairs is not None:
             F.write_kb(os.path.join(out, "kb.tsv"), kb_pairs)
+        if args.style == "genbioel":
+            save_state(args, out, ctx)
         if args.bpe:
-            prepare_model_inputs(args, out, splits, kb_pairs, report)
-    repeated = [b for b in bad if isinstance(b, F.RepeatedDocument)]
-    bad = [b for b in bad if not isinstance(b, F.RepeatedDocument)]
-    report["repeated_documents"] = [str(b) for b in repeated]
+            prepare_model_inputs(args, out, splits, kb_pairs, report, ctx)
+    return write_report(args, report, ctx)
+
+
+def write_report(args, report, ctx):
+    """OUT/report.json and the summary; -> exit status (3 when records were bad)."""
+    notes = [b for b in ctx.bad if isinstance(b, (F.RepeatedDocument, F.NoConcept))]
+    bad = [b for b in ctx.bad if not isinstance(b, (F.RepeatedDocument, F.NoConcept))]
+    no_concept = [b for b in notes if isinstance(b, F.NoConcept)]
+    if no_concept:
+        ctx.counts["no_concept"] += len(no_concept)
+    report["counts"].update(sorted(ctx.counts.items()))
+    report["repeated_documents"] = [str(b) for b in notes if isinstance(b, F.RepeatedDocument)]
+    report["no_concept_mentions"] = [str(b) for b in no_concept]
     report["bad_records"] = [str(b) for b in bad]
     with open(os.path.join(args.out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     log("mentions: " + ", ".join(f"{k} {v}" for k, v in report["mentions"].items()))
-    for r in repeated:
+    for r in report["repeated_documents"]:
         log(f"note: {r}")
+    if any(k.endswith("no_concept") for k in ctx.counts):
+        n = sum(v for k, v in ctx.counts.items() if k.endswith("no_concept"))
+        log(f"note: {n} mentions without a concept (id -1) left out (counted in report.json)")
     for b in bad[:20]:
         log(f"skipped {b}")
     if bad:

@@ -24,7 +24,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 
 @dataclass
@@ -35,9 +35,15 @@ class Mention:
     end: int
     mention: str
     cuis: List[str] = field(default_factory=list)
+    # --style genbioel: the mention as the model sees it (abbreviations expanded, composites
+    # resolved into "a|b", normalised); None: the raw mention
+    query: Optional[str] = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        d = asdict(self)
+        if d["query"] is None:
+            del d["query"]
+        return json.dumps(d, ensure_ascii=False)
 
 
 @dataclass
@@ -54,11 +60,42 @@ class RepeatedDocument(BadRecord):
     """A document skipped because its id already appeared: reported, but not an error."""
 
 
+class NoConcept(BadRecord):
+    """A mention whose id is ``-1`` (BC5CDR: no concept for it): counted, but not an error."""
+
+
 Record = Union[Mention, BadRecord]
 
 
-def _open(path):
-    return gzip.open(path, "rt", encoding="utf-8") if str(path).endswith(".gz") else open(path, encoding="utf-8")
+class UnusableInput(Exception):
+    """A file that cannot be read at all (bytes that are not UTF-8, an empty file): the
+    command stops with this message (file and line) and exit status 2."""
+
+    def __init__(self, path, line: int, reason: str):
+        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
+
+
+def read_lines(path) -> Iterator[Tuple[int, str]]:
+    """(file line number, line without its newline) of a UTF-8 text file, ``.gz`` too.
+    Raises :class:`UnusableInput` at the first line that is not UTF-8, and at the end of a
+    file without a non-blank line."""
+    path = str(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    nonblank = False
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise UnusableInput(path, lineno, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})")
+                line = line.rstrip("\n").rstrip("\r")
+                nonblank = nonblank or bool(line.strip())
+                yield lineno, line
+    except (EOFError, gzip.BadGzipFile) as e:
+        raise UnusableInput(path, 0, f"unreadable compressed file ({e})")
+    if not nonblank:
+        raise UnusableInput(path, 0, "empty file")
 
 
 # --- concept ids -----------------------------------------------------------------------------
@@ -94,14 +131,19 @@ def drop_omim_if_mixed(cuis: List[str]) -> List[str]:
 
 
 # --- PubTator (NCBI-disease, BC5CDR, MedMentions) ------------------------------------------------
-def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Optional[set] = None) -> Iterator[Record]:
+def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Optional[set] = None,
+                  with_columns: bool = False) -> Iterator[Record]:
     """Mentions of a PubTator file: ``PMID|t|title``, ``PMID|a|abstract`` then
     ``PMID<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids[<TAB>...]`` lines, documents
     separated by blank lines; offsets index ``title + " " + abstract``.
 
-    Relation lines (BC5CDR ``CID``, 4 fields) are skipped silently; ids ``-1`` (no concept,
-    BC5CDR) are reported as bad records. ``keep_types`` filters on the type column (a
-    MedMentions row may carry several comma-separated types: any match keeps it).
+    Relation lines (BC5CDR ``CID``, 4 fields) are skipped silently; a mention with an id
+    ``-1`` (BC5CDR: no concept) is a :class:`NoConcept` record (counted, not an error).
+    ``keep_types`` filters on the type column (a MedMentions row may carry several
+    comma-separated types: any match keeps it).  ``with_columns``: yield ``(Mention, ids
+    column, 7th column or None)`` instead of mentions, and mentions with ``-1`` among their
+    ids too (GenBioEL's BC5CDR reader splits composites by those columns before it looks at
+    ids).
 
     A document whose PMID already appeared in the file is skipped with its annotations and
     reported once (the NCBI-disease train file has PMID 8528200 twice; BioSyn's script, and
@@ -112,65 +154,67 @@ def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Opt
     doc = None
     first_seen: Dict[str, int] = {}  # PMID -> line of its title
     repeated = None  # PMID of the repeated document being skipped
-    with _open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                title = abstract = doc = repeated = None
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            title = abstract = doc = repeated = None
+            continue
+        m = re.match(r"^([^|\t]+)\|([ta])\|(.*)$", line)
+        if m:
+            pmid, kind, body = m.groups()
+            if kind == "t" and pmid in first_seen:
+                repeated = pmid
+                yield RepeatedDocument(path, lineno, f"document {pmid} appears again (first at line "
+                                              f"{first_seen[pmid]}): this copy and its annotations skipped")
                 continue
-            m = re.match(r"^([^|\t]+)\|([ta])\|(.*)$", line)
-            if m:
-                pmid, kind, body = m.groups()
-                if kind == "t" and pmid in first_seen:
-                    repeated = pmid
-                    yield RepeatedDocument(path, lineno, f"document {pmid} appears again (first at line "
-                                                  f"{first_seen[pmid]}): this copy and its annotations skipped")
-                    continue
-                if pmid == repeated:
-                    continue
-                if kind == "t":
-                    first_seen[pmid] = lineno
-                    doc, title, abstract = pmid, body, None
-                else:
-                    if doc != pmid:
-                        yield BadRecord(path, lineno, f"abstract of {pmid} without its title")
-                        doc, title = pmid, ""
-                    abstract = body
+            if pmid == repeated:
                 continue
-            cols = line.split("\t")
-            if len(cols) == 4:  # relation line (e.g. BC5CDR "PMID CID D1 D2")
-                continue
-            if len(cols) < 6:
-                yield BadRecord(path, lineno, f"expected 6 tab-separated fields, got {len(cols)}")
-                continue
-            pmid, s, e, mention, typ, ids = cols[:6]
-            if pmid == repeated or (doc_ids is not None and pmid not in doc_ids):
-                continue
-            if pmid != doc or title is None:
-                yield BadRecord(path, lineno, f"annotation of {pmid} outside its document")
-                continue
-            if keep is not None and not keep.intersection(typ.split(",")):
-                continue
-            text = title + " " + (abstract or "")
-            try:
-                start, end = int(s), int(e)
-            except ValueError:
-                yield BadRecord(path, lineno, f"offsets {s!r}, {e!r} are not integers")
-                continue
-            if not (0 <= start < end <= len(text)) or text[start:end].strip() != mention.strip():
-                yield BadRecord(path, lineno, f"offsets {start}-{end} do not give the mention {mention!r}")
-                continue
-            mention = text[start:end]  # NCBI train line 3249 has trailing spaces in the field
-            cuis = split_cuis(ids)
-            if not cuis or cuis == ["-1"] or "-1" in cuis:
-                yield BadRecord(path, lineno, f"mention {mention!r} has no concept id ({ids!r})")
-                continue
+            if kind == "t":
+                first_seen[pmid] = lineno
+                doc, title, abstract = pmid, body, None
+            else:
+                if doc != pmid:
+                    yield BadRecord(path, lineno, f"abstract of {pmid} without its title")
+                    doc, title = pmid, ""
+                abstract = body
+            continue
+        cols = line.split("\t")
+        if len(cols) == 4:  # relation line (e.g. BC5CDR "PMID CID D1 D2")
+            continue
+        if len(cols) < 6:
+            yield BadRecord(path, lineno, f"expected 6 tab-separated fields, got {len(cols)}")
+            continue
+        pmid, s, e, mention, typ, ids = cols[:6]
+        if pmid == repeated or (doc_ids is not None and pmid not in doc_ids):
+            continue
+        if pmid != doc or title is None:
+            yield BadRecord(path, lineno, f"annotation of {pmid} outside its document")
+            continue
+        if keep is not None and not keep.intersection(typ.split(",")):
+            continue
+        text = title + " " + (abstract or "")
+        try:
+            start, end = int(s), int(e)
+        except ValueError:
+            yield BadRecord(path, lineno, f"offsets {s!r}, {e!r} are not integers")
+            continue
+        if not (0 <= start < end <= len(text)) or text[start:end].strip() != mention.strip():
+            yield BadRecord(path, lineno, f"offsets {start}-{end} do not give the mention {mention!r}")
+            continue
+        mention = text[start:end]  # NCBI train line 3249 has trailing spaces in the field
+        cuis = split_cuis(ids)
+        if not cuis:
+            yield BadRecord(path, lineno, f"mention {mention!r} has no concept id ({ids!r})")
+            continue
+        if with_columns:
+            yield Mention(pmid, text, start, end, mention, cuis), ids, (cols[6] if len(cols) > 6 else None)
+        elif "-1" in cuis:
+            yield NoConcept(path, lineno, f"mention {mention!r} has concept id {ids!r}")
+        else:
             yield Mention(pmid, text, start, end, mention, cuis)
 
 
 def read_pmid_list(path) -> set:
-    with open(path, encoding="utf-8") as f:
-        return {line.strip() for line in f if line.strip()}
+    return {line.strip() for _, line in read_lines(path) if line.strip()}
 
 
 # --- COMETA -----------------------------------------------------------------------------
@@ -180,23 +224,23 @@ def read_cometa(path, id_column: str = "General SNOMED ID") -> Iterator[Record]:
     the offsets are the first case-insensitive occurrence of the term in the post (the
     release gives none).  A term missing from its post is kept, as the whole text."""
     path = str(path)
-    with _open(path) as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = {"Term", id_column} - set(reader.fieldnames or [])
-        if missing:
-            yield BadRecord(path, 1, f"missing columns {sorted(missing)} (have {reader.fieldnames})")
-            return
-        for lineno, row in enumerate(reader, 2):
-            term, cui = (row.get("Term") or "").strip(), (row.get(id_column) or "").strip()
-            if not term or not cui:
-                yield BadRecord(path, lineno, "empty term or concept id")
-                continue
-            text = row.get("Example") or ""
-            i = text.lower().find(term.lower())
-            if i < 0:
-                text, i = term, 0
-            yield Mention(row.get("ID") or f"{os.path.basename(path)}:{lineno}", text, i, i + len(term),
-                          text[i:i + len(term)], [cui])
+    reader = csv.DictReader((line for _, line in read_lines(path)), delimiter="\t")
+    missing = {"Term", id_column} - set(reader.fieldnames or [])
+    if missing:
+        yield BadRecord(path, 1, f"missing columns {sorted(missing)} (have {reader.fieldnames})")
+        return
+    for row in reader:
+        lineno = reader.line_num  # lines fed to the reader = file lines
+        term, cui = (row.get("Term") or "").strip(), (row.get(id_column) or "").strip()
+        if not term or not cui:
+            yield BadRecord(path, lineno, "empty term or concept id")
+            continue
+        text = row.get("Example") or ""
+        i = text.lower().find(term.lower())
+        if i < 0:
+            text, i = term, 0
+        yield Mention(row.get("ID") or f"{os.path.basename(path)}:{lineno}", text, i, i + len(term),
+                      text[i:i + len(term)], [cui])
 
 
 # --- AskAPatient -----------------------------------------------------------------------------
@@ -204,27 +248,25 @@ def read_askapatient(path) -> Iterator[Record]:
     """An AskAPatient fold file: ``cui<TAB>label<TAB>phrase`` lines, no context (the
     phrase is the whole text)."""
     path = str(path)
-    with _open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            cols = line.rstrip("\n").split("\t")
-            if len(cols) < 3 or not cols[0].strip() or not cols[2].strip():
-                yield BadRecord(path, lineno, f"expected cui<TAB>label<TAB>phrase, got {len(cols)} fields")
-                continue
-            phrase = cols[2].strip()
-            yield Mention(f"{os.path.basename(path)}:{lineno}", phrase, 0, len(phrase), phrase, [cols[0].strip()])
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) < 3 or not cols[0].strip() or not cols[2].strip():
+            yield BadRecord(path, lineno, f"expected cui<TAB>label<TAB>phrase, got {len(cols)} fields")
+            continue
+        phrase = cols[2].strip()
+        yield Mention(f"{os.path.basename(path)}:{lineno}", phrase, 0, len(phrase), phrase, [cols[0].strip()])
 
 
 def askapatient_labels(paths) -> List[Tuple[str, str]]:
     """(cui, label) pairs of AskAPatient fold files: its KB when no other is given."""
     seen = {}
     for p in paths:
-        with _open(p) as f:
-            for line in f:
-                cols = line.rstrip("\n").split("\t")
-                if len(cols) >= 3 and cols[0].strip() and cols[1].strip():
-                    seen.setdefault((cols[0].strip(), cols[1].strip()), None)
+        for _, line in read_lines(p):
+            cols = line.split("\t")
+            if len(cols) >= 3 and cols[0].strip() and cols[1].strip():
+                seen.setdefault((cols[0].strip(), cols[1].strip()), None)
     return list(seen)
 
 
@@ -239,41 +281,39 @@ def read_kb(path, fmt: str = "auto") -> Iterator[Union[Tuple[str, str], BadRecor
     * ``auto``: by the first line.
     """
     path = str(path)
-    with _open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        if fmt == "auto":
+            fmt = "biosyn" if "||" in line else ("mrconso" if line.count("|") > 10 else "tsv")
+        if fmt == "tsv":
+            cols = line.split("\t")
+            if len(cols) != 2 or not cols[0].strip() or not cols[1].strip():
+                yield BadRecord(path, lineno, "expected cui<TAB>name")
                 continue
-            if fmt == "auto":
-                fmt = "biosyn" if "||" in line else ("mrconso" if line.count("|") > 10 else "tsv")
-            if fmt == "tsv":
-                cols = line.split("\t")
-                if len(cols) != 2 or not cols[0].strip() or not cols[1].strip():
-                    yield BadRecord(path, lineno, "expected cui<TAB>name")
-                    continue
-                yield cols[0].strip(), cols[1].strip()
-            elif fmt == "biosyn":
-                if "||" not in line:
-                    yield BadRecord(path, lineno, "expected ids||names")
-                    continue
-                ids, names = line.split("||", 1)
-                cuis = [normalize_cui(c) for c in ids.split("|") if c.strip()]
-                names = [n.strip() for n in names.split("|") if n.strip()]
-                if not cuis or not names:
-                    yield BadRecord(path, lineno, "no id or no name")
-                    continue
-                for c in cuis:
-                    for n in names:
-                        yield c, n
-            elif fmt == "mrconso":
-                cols = line.split("|")
-                if len(cols) < 15:
-                    yield BadRecord(path, lineno, f"expected ≥15 |-separated MRCONSO fields, got {len(cols)}")
-                    continue
-                if cols[1] == "ENG" and cols[14].strip():
-                    yield cols[0], cols[14].strip()
-            else:
-                raise ValueError(f"unknown KB format {fmt!r}")
+            yield cols[0].strip(), cols[1].strip()
+        elif fmt == "biosyn":
+            if "||" not in line:
+                yield BadRecord(path, lineno, "expected ids||names")
+                continue
+            ids, names = line.split("||", 1)
+            cuis = [normalize_cui(c) for c in ids.split("|") if c.strip()]
+            names = [n.strip() for n in names.split("|") if n.strip()]
+            if not cuis or not names:
+                yield BadRecord(path, lineno, "no id or no name")
+                continue
+            for c in cuis:
+                for n in names:
+                    yield c, n
+        elif fmt == "mrconso":
+            cols = line.split("|")
+            if len(cols) < 15:
+                yield BadRecord(path, lineno, f"expected ≥15 |-separated MRCONSO fields, got {len(cols)}")
+                continue
+            if cols[1] == "ENG" and cols[14].strip():
+                yield cols[0], cols[14].strip()
+        else:
+            raise ValueError(f"unknown KB format {fmt!r}")
 
 
 def write_jsonl(path, mentions: Iterable[Mention]) -> int:
@@ -287,21 +327,20 @@ def write_jsonl(path, mentions: Iterable[Mention]) -> int:
 
 def read_jsonl(path) -> Iterator[Record]:
     path = str(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                m = Mention(str(d["doc_id"]), d["text"], int(d["start"]), int(d["end"]), d["mention"],
-                            [str(c) for c in d["cuis"]])
-            except (ValueError, KeyError, TypeError) as e:
-                yield BadRecord(path, lineno, f"not a mention record: {e!r}")
-                continue
-            if not m.cuis:
-                yield BadRecord(path, lineno, "no concept id")
-                continue
-            yield m
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            m = Mention(str(d["doc_id"]), d["text"], int(d["start"]), int(d["end"]), d["mention"],
+                        [str(c) for c in d["cuis"]], d.get("query"))
+        except (ValueError, KeyError, TypeError) as e:
+            yield BadRecord(path, lineno, f"not a mention record: {e!r}")
+            continue
+        if not m.cuis:
+            yield BadRecord(path, lineno, "no concept id")
+            continue
+        yield m
 
 
 def write_kb(path, pairs: Iterable[Tuple[str, str]]) -> int:
@@ -319,16 +358,19 @@ _PUNCT = re.compile(r"[^\w\s]|_")
 
 
 def conv_name(name: str, lowercase: bool = True) -> str:
-    """GenBioEL's ``conv``: html-unescape, punctuation to spaces, whitespace collapsed, and
-    (NCBI, AskAPatient, and here by default) lowercased."""
+    """``--style raw`` names: html-unescape, every punctuation mark (any script) to a space,
+    whitespace collapsed, lower-cased by default.  (GenBioEL's own ``conv`` replaces a fixed
+    list of 23 ASCII characters: ``el_biosyn.genbioel_conv``.)"""
     name = _PUNCT.sub(" ", html.unescape(name))
     name = " ".join(name.split())
     return name.lower() if lowercase else name
 
 
-def build_name_index(pairs: Iterable[Tuple[str, str]], lowercase: bool = True,
-                     ambiguous: str = "keep") -> Tuple[Dict[str, List[str]], Dict[str, List[str]]]:
-    """-> (cui -> its distinct normalised names, name -> its cuis).
+def build_name_index(pairs: Iterable[Tuple[str, str]], lowercase: bool = True, ambiguous: str = "keep",
+                     normalise: Optional[Callable[[str], str]] = None
+                     ) -> Tuple[Dict[str, List[str]], Dict[str, List[str]]]:
+    """-> (cui -> its distinct normalised names, name -> its cuis).  Names are normalised by
+    ``normalise`` (default: :func:`conv_name` with ``lowercase``).
 
     ``ambiguous="keep"``: a name shared by several concepts maps to all of them (a beam hit
     on any counts); ``"fewest"``: GenBioEL's rule, the name stays only with the concept that
@@ -336,7 +378,7 @@ def build_name_index(pairs: Iterable[Tuple[str, str]], lowercase: bool = True,
     cui_names: Dict[str, List[str]] = {}
     seen = set()
     for cui, name in pairs:
-        n = conv_name(name, lowercase)
+        n = normalise(name) if normalise else conv_name(name, lowercase)
         if n and (cui, n) not in seen:
             seen.add((cui, n))
             cui_names.setdefault(cui, []).append(n)
