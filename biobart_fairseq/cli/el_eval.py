@@ -26,20 +26,34 @@ PROG = "biobart-el-eval"
 
 
 def read_kb_names(path):
-    """token-id tuple -> (name, [cuis]) from ``kb_names.tsv``."""
+    """token-id tuple -> (name, [cuis]) from ``kb_names.tsv``; ValueError / UnusableInput
+    name the file and line of a bad one (not UTF-8, empty file, wrong fields)."""
+    from ..data.el_formats import read_lines
+
     out = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            cols = line.rstrip("\n").split("\t")
-            if len(cols) != 3:
-                raise ValueError(f"{path}:{lineno}: expected name<TAB>cuis<TAB>ids")
-            out[tuple(int(t) for t in cols[2].split())] = (cols[0], cols[1].split("|"))
+    for lineno, line in read_lines(path):
+        cols = line.split("\t")
+        if len(cols) != 3 or not all(t.isdigit() for t in cols[2].split()):
+            raise ValueError(f"{path}:{lineno}: expected name<TAB>cuis<TAB>token ids")
+        out[tuple(int(t) for t in cols[2].split())] = (cols[0], cols[1].split("|"))
     return out
 
 
 def read_meta(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Gold of each sample (``<split>.meta.jsonl``); errors name the file line."""
+    from ..data.el_formats import read_lines
+
+    out = []
+    for lineno, line in read_lines(path):
+        if line.strip():
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno}: not JSON ({e})")
+            if not isinstance(rec, dict) or not isinstance(rec.get("cuis"), list):
+                raise ValueError(f"{path}:{lineno}: a sample record needs a \"cuis\" list")
+            out.append(rec)
+    return out
 
 
 def load(data, checkpoint, cpu=True):
@@ -136,8 +150,12 @@ def main(argv=None):
     if args.average:
         results = []
         for f in args.average:
-            with open(f) as fh:
-                results.append(json.load(fh))
+            try:
+                with open(f, encoding="utf-8") as fh:
+                    results.append(json.load(fh))
+            except (OSError, ValueError) as e:  # missing, not UTF-8, not JSON
+                print(f"{PROG}: error: {f}: {e}", file=sys.stderr)
+                return 2
         mean = average_folds(results)
         print(json.dumps(mean))
         return 0
@@ -148,14 +166,21 @@ def main(argv=None):
         if not os.path.isfile(f):
             print(f"{PROG}: error: {f}: no such file", file=sys.stderr)
             return 2
+    from ..data.el_formats import UnusableInput
+
+    try:  # read the small inputs first: a bad one stops before the model is loaded
+        meta = read_meta(os.path.join(args.data, f"{args.split}.meta.jsonl"))
+        kb_names = read_kb_names(os.path.join(args.data, "kb_names.tsv"))
+    except (ValueError, UnusableInput) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     models, task = load(args.data, args.path, cpu=not args.gpu)
     t0 = time.perf_counter()
     ranked = decode(task, models, args.split, args.beam, args.batch_size, args.max_tokens, args.lenpen)
     secs = time.perf_counter() - t0
-    res, records = score(ranked, read_meta(os.path.join(args.data, f"{args.split}.meta.jsonl")),
-                         read_kb_names(os.path.join(args.data, "kb_names.tsv")))
+    res, records = score(ranked, meta, kb_names)
     res["mentions_per_s"] = len(ranked) / secs if secs else 0.0
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:
