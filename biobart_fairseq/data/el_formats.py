@@ -23,7 +23,7 @@ import html
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 
@@ -40,9 +40,11 @@ class Mention:
     query: Optional[str] = None
 
     def to_json(self) -> str:
-        d = asdict(self)
-        if d["query"] is None:
-            del d["query"]
+        # a plain dict: dataclasses.asdict deep-copies and was most of the time of step 1
+        d = {"doc_id": self.doc_id, "text": self.text, "start": self.start, "end": self.end,
+             "mention": self.mention, "cuis": list(self.cuis)}
+        if self.query is not None:
+            d["query"] = self.query
         return json.dumps(d, ensure_ascii=False)
 
 
