@@ -138,6 +138,9 @@ def plot_table(paper, table_cells, t, path):
     """One figure for table ``t``: a panel per dataset, metrics along x; for each paper row an
     open marker at the paper's value and a filled one (± sd bar) at ours, joined by a line so
     the gap shows.  BERTScore (0-1 in the paper) is drawn x 100 to share the axis."""
+    import logging
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font-search debug log floods stderr
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +151,7 @@ def plot_table(paper, table_cells, t, path):
     n = len(tab["datasets"])
     ncols = min(n, 4)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(7.5, 3.6 * ncols), 3.4 * nrows), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     by_key = {(c["row"], c["dataset"], c["metric"]): c for c in table_cells if c["table"] == t}
     for ax, ds in zip(axes.flat, tab["datasets"]):
@@ -172,7 +175,8 @@ def plot_table(paper, table_cells, t, path):
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(rows), fontsize=8, frameon=False)
-    fig.suptitle(f"{tab['title'].split(':')[0]}: open = paper, filled = ours (no filled marker = missing)", fontsize=10)
+    fig.suptitle(f"{tab['title'].split(':')[0]}: open = paper, filled = ours (± sd over runs); "
+                 "no filled marker = no run of ours", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)

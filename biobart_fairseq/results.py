@@ -22,10 +22,12 @@ import datetime
 import hashlib
 import json
 import os
+import pickle
 import platform
 import re
 import subprocess
 import sys
+import zipfile
 from importlib import metadata
 
 SCHEMA = "biobart-results/1"
@@ -90,19 +92,22 @@ def seq2seq_metrics(scores_path, bertscore_model=None):
 def el_metrics(paths):
     """biobart-el-eval ``--results`` file(s) -> (metrics x 100, details).  Several files are
     folds (AskAPatient's 10): the paper reports their unweighted mean."""
-    from .metrics.recall_at_k import average_folds
-
     runs = [_load_json(p) for p in paths]
     for p, r in zip(paths, runs):
         if not any(k.startswith("R@") for k in r):
             raise ResultsError(f"{p}: no R@k keys (is it biobart-el-eval --results output?)")
-    mean = average_folds(runs) if len(runs) > 1 else runs[0]
-    metrics = {f"recall@{k[2:]}": 100.0 * float(v) for k, v in mean.items() if k.startswith("R@")}
-    details = {"n": mean.get("n"), "scorer": "biobart-el-eval", "match": "a gold CUI among the top-k names' CUIs"}
+    keys = [k for k in runs[0] if k.startswith("R@")]
+    for p, r in zip(paths, runs):
+        if [k for k in r if k.startswith("R@")] != keys:
+            raise ResultsError(f"{p}: R@k keys {sorted(k for k in r if k.startswith('R@'))} differ from {paths[0]}'s")
+    # unweighted mean over folds, as biobart-el-eval --average (kept here: this module imports no fairseq)
+    metrics = {f"recall@{k[2:]}": 100.0 * sum(float(r[k]) for r in runs) / len(runs) for k in keys}
+    details = {"n": sum(int(r.get("n", 0)) for r in runs), "scorer": "biobart-el-eval",
+               "match": "a gold CUI among the top-k names' CUIs"}
     if len(runs) > 1:
         details["folds"] = len(runs)
-    if "outputs_not_in_kb" in mean:
-        details["outputs_not_in_kb"] = mean["outputs_not_in_kb"]
+    if all("outputs_not_in_kb" in r for r in runs):
+        details["outputs_not_in_kb"] = sum(r["outputs_not_in_kb"] for r in runs)
     return metrics, details
 
 
@@ -142,24 +147,54 @@ def _cfg_get(cfg, section, key):
     return sec.get(key) if isinstance(sec, dict) else None
 
 
+class _Opaque:
+    """Stands for any object of a class the settings do not need (tensors, meters, ...)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+class _SettingsUnpickler(pickle.Unpickler):
+    """Unpickles a checkpoint's plain-Python parts (cfg, optimizer_history, extra_state) without
+    torch: tensor storages are not read and every non-builtin class becomes _Opaque."""
+
+    SAFE = ("builtins", "collections", "argparse", "datetime", "_codecs")
+
+    def find_class(self, module, name):
+        if module in self.SAFE or module.split(".")[0] == "numpy":
+            return super().find_class(module, name)
+        return _Opaque
+
+    def persistent_load(self, pid):
+        return None
+
+
+def _read_checkpoint_state(path):
+    """The checkpoint's top-level dict, tensors left out.  torch.save's zip format is read with
+    zipfile + pickle (no torch import: a recipe's last step should not cost seconds); the legacy
+    format falls back to torch.load."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            with z.open(name) as f:
+                return _SettingsUnpickler(f).load()
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def checkpoint_info(path):
     """Training settings and state stored in a fairseq checkpoint (no model is built)."""
     if not path or not os.path.isfile(path):
         return {}
-    import torch
-
     try:
-        state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        state = _read_checkpoint_state(path)
     except Exception as e:  # noqa: BLE001  (a torn or foreign file: record why, keep the rest)
         return {"unreadable": f"{type(e).__name__}: {e}"[:300]}
-    cfg = state.get("cfg") or {}
-    if not isinstance(cfg, dict):  # an omegaconf DictConfig in some fairseq versions
-        try:
-            from omegaconf import OmegaConf
-
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-        except Exception:  # noqa: BLE001
-            cfg = {}
+    cfg = state.get("cfg") if isinstance(state.get("cfg"), dict) else {}
     hist = state.get("optimizer_history") or [{}]
     extra = state.get("extra_state") or {}
     info = {
@@ -173,7 +208,8 @@ def checkpoint_info(path):
         "epoch": (extra.get("train_iterator") or {}).get("epoch"),
         "best_valid": extra.get("best"), "best_metric": _cfg_get(cfg, "checkpoint", "best_checkpoint_metric"),
     }
-    return {k: v for k, v in info.items() if v is not None}
+    return {k: (float(v) if type(v).__module__ == "numpy" else v) for k, v in info.items()
+            if v is not None and not isinstance(v, _Opaque)}
 
 
 def versions():

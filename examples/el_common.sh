@@ -25,7 +25,22 @@ run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
     --warmup-updates "$WARMUP" --total-num-update "$STEPS" --max-update "$STEPS" \
     --batch-size 8 --required-batch-size-multiple 1 --dropout 0.1 --attention-dropout 0.1 --seed 0 \
     --save-dir "$save" --no-epoch-checkpoints --save-interval-updates 5000 --keep-interval-updates 1 \
-    --disable-validation --log-format simple --log-interval 100 "${DEVICE_FLAGS[@]}"
+    --disable-validation --log-format simple --log-interval 100 "${DEVICE_FLAGS[@]}" ${EXTRA_TRAIN_ARGS:-}
   biobart-el-eval "$data" --path "$save/checkpoint_last.pt" --split test --beam "$BEAM" --batch-size 64 \
-    ${GPUS:+--gpu} -o "$save/test_predictions.jsonl" --results "$save/results.json"
+    ${GPUS:+--gpu} -o "$save/test_predictions.jsonl" --results "$save/el_eval.json"
+}
+
+write_results() {  # $1 = dataset key, $2 = SAVE_DIR, then biobart-el-eval results file(s): several = folds, averaged
+  # SAVE_DIR/results.json in the paper's units (biobart-results; biobart-tables reads it).  PAPER_ROW =
+  # the paper's row this run stands for (bart-base, biobart-base, ...; default: from the model).
+  # The file is run directly: importing the package would import fairseq (seconds) for a JSON writer.
+  local dataset=$1 save=$2 ckpt=$2/checkpoint_last.pt
+  shift 2
+  [ $# -gt 1 ] && ckpt=""   # folds: each fold has its own checkpoint
+  python "$PLUGIN/cli/write_results.py" --kind el --dataset "$dataset" --split test --scores "$@" \
+    --model "$CHECKPOINT" ${ckpt:+--checkpoint "$ckpt"} ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
+    --decoding beam="$BEAM" --setting arch="$ARCH" lr="$LR" steps="$STEPS" warmup="$WARMUP" \
+    context_words="$CONTEXT_WORDS" gpus="$GPUS" "extra_train_args=${EXTRA_TRAIN_ARGS:-}" \
+    --command="$(printf '%q ' bash "$0")" -o "$save/results.json"
+  cat "$save/results.json"
 }

@@ -33,4 +33,4 @@ prepare_el askapatient
 for i in $(seq 0 9); do
   run_fold "$OUT/fold$i" "$SAVE_DIR/fold$i"
 done
-biobart-el-eval --average "$SAVE_DIR"/fold*/results.json | tee "$SAVE_DIR/results_mean.json"
+write_results askapatient "$SAVE_DIR" "$SAVE_DIR"/fold*/el_eval.json   # the mean over the 10 folds

@@ -30,4 +30,4 @@ source "$(dirname "$0")/../el_common.sh"
 prepare_el cometa
 
 run_fold "$OUT" "$SAVE_DIR"
-cat "$SAVE_DIR/results.json"
+write_results cometa "$SAVE_DIR" "$SAVE_DIR/el_eval.json"

@@ -31,4 +31,4 @@ source "$(dirname "$0")/../el_common.sh"
 prepare_el medmentions --split-pmids "${SPLIT_PMIDS:-../shared/data/medmentions_splits}"
 
 run_fold "$OUT" "$SAVE_DIR"
-cat "$SAVE_DIR/results.json"
+write_results medmentions "$SAVE_DIR" "$SAVE_DIR/el_eval.json"
