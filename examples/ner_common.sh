@@ -25,3 +25,15 @@ if [[ " $STAGES " == *" test "* ]]; then
     --split test --beam "$BEAM" --max-len-a "$LEN_A" --max-len-b 10 \
     --pred-out "$SAVE_DIR/test.pred.jsonl" --output-json "$SAVE_DIR/test.scores.json"
 fi
+if [[ " $STAGES " == *" test "* ]]; then
+  # SAVE_DIR/results.json in the paper's units (biobart-results; biobart-tables reads it); the dataset
+  # key is the recipe's folder name without "ner_".  PAPER_ROW = the paper's row this run stands for
+  # (bart-base, biobart-base, ...; default: from the model).  The file is run directly: importing
+  # the package would import fairseq (seconds) for a JSON writer.
+  NER_DATASET=${NER_DATASET:-$(basename "$(cd "$(dirname "$0")" && pwd)")}
+  "$PYTHON" "$PLUGIN/cli/write_results.py" --kind ner --dataset "${NER_DATASET#ner_}" --split test \
+    --scores "$SAVE_DIR/test.scores.json" --model "$BART/model.pt" --checkpoint "$SAVE_DIR/checkpoint_best.pt" \
+    ${PAPER_ROW:+--paper-row "$PAPER_ROW"} --decoding beam="$BEAM" max_len_a="$LEN_A" max_len_b=10 \
+    --setting arch="$ARCH" target_type="$TARGET_TYPE" lr="$LR" epochs="$EPOCHS" batch="$BATCH" seed="$SEED" \
+    --command="$(printf '%q ' bash "$0" "$@")" -o "$SAVE_DIR/results.json"
+fi
