@@ -2,9 +2,23 @@
 
 The annual baseline and the daily update files (``pubmedYYnNNNN.xml.gz``) are 20-40 MB
 gzipped and several hundred MB unpacked, so they are never loaded whole:
-:class:`PubmedXMLReader` reads 1 MiB chunks, feeds them to an ``lxml`` pull parser that only
-reports the record elements, turns each finished record into a small Python object and then
-deletes it from the tree.  Memory stays flat however long the file is.
+:class:`PubmedXMLReader` reads 1 MiB chunks and keeps at most one partial record between them.
+Memory stays flat however long the file is.
+
+How records are read, and why not with a full XML parser.  Most of a PubMed record is data we
+do not use (authors, affiliations, MeSH, chemicals, references, history).  Building lxml
+trees for all of it ran at ~12 MB/s of XML per core with the pull parser, the slowest part of
+``biobart-prepare-pubmed`` once sentence splitting got fast.  So each record is cut out of
+the byte stream by its start and end tags (``PubmedArticle``, ``PubmedBookArticle``,
+``DeleteCitation``: they never nest), and only the elements we read are parsed, each as its
+own small XML document with lxml: ``ArticleTitle`` (or ``VernacularTitle`` / ``BookTitle``)
+and ``Abstract``, all searched for only before ``</MedlineCitation>`` (``</BookDocument>``),
+and the ``PMID`` (a plain number, matched directly).  That runs at ~150-200 MB/s.  What is
+checked: those elements must be well-formed XML (entities, inline markup), records must be
+closed, nothing but whitespace may stand between records, the file must have the
+``PubmedArticleSet`` root and end with its closing tag.  What is not checked: the
+well-formedness of the parts we skip (an error there cannot change what we read).  PubMed
+files have no CDATA sections, comments or internal DTD subsets, which would break tag search.
 
 What is yielded, in file order:
 
@@ -40,6 +54,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import gzip
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -58,8 +73,17 @@ __all__ = [
 
 CHUNK_SIZE = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
-_RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
-_ROOT_TAG = "PubmedArticleSet"
+_ROOT_TAG = b"PubmedArticleSet"
+_ROOT_END = b"</PubmedArticleSet>"
+# A record's start tag; "<PubmedArticleSet>" does not match (the name must end there).
+_RECORD_START = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)(?=[\s>])[^>]*>")
+_PMID_TEXT = re.compile(rb"<PMID(?:\s[^>]*)?>([^<]*)</PMID>")
+_START_TAGS = {
+    name: re.compile(rb"<" + name + rb"(?:\s[^>]*?)?(/?)>")
+    for name in (b"ArticleTitle", b"VernacularTitle", b"BookTitle", b"Abstract")
+}
+# A record larger than this is taken as a missing end tag (real records are under 1 MiB).
+_MAX_RECORD_BYTES = 64 << 20
 # NLM's placeholder label for the unlabelled part of a structured abstract: not text.
 _NO_LABEL = "UNLABELLED"
 # Invalid-byte reports per file are capped: one broken file must not flood the report.
@@ -129,23 +153,57 @@ def _strip_translation_brackets(title: str) -> str:
     return title
 
 
-def _article_from_element(element, index: int) -> Article:
-    book = element.tag == "PubmedBookArticle"
-    if book:
-        doc = element.find("BookDocument")
-        pmid = (doc.findtext("PMID") if doc is not None else None) or ""
-        title = _text(doc.find("ArticleTitle")) if doc is not None else ""
-        if not title and doc is not None:
-            title = _text(doc.find("Book/BookTitle"))
-        abstract = doc.find("Abstract") if doc is not None else None
-    else:
-        citation = element.find("MedlineCitation")
-        pmid = (citation.findtext("PMID") if citation is not None else None) or ""
-        article = citation.find("Article") if citation is not None else None
-        title = _text(article.find("ArticleTitle")) if article is not None else ""
-        if not title and article is not None:
-            title = _text(article.find("VernacularTitle"))
-        abstract = article.find("Abstract") if article is not None else None
+# lxml parser for the fragments: never fetch a DTD or expand external entities.
+_FRAGMENT_PARSER = etree.XMLParser(
+    load_dtd=False, no_network=True, resolve_entities=False, remove_comments=True, remove_pis=True
+)
+
+
+def _element(data: bytes, name: bytes, limit: int) -> Tuple[int, bytes]:
+    """(offset, bytes) of the first ``<name ...>...</name>`` (or ``<name/>``) in data[:limit];
+    (-1, b"") when absent.  None of the elements we read nests in itself."""
+    match = _START_TAGS[name].search(data, 0, limit)
+    if match is None:
+        return -1, b""
+    if match.group(1):  # <name/>
+        return match.start(), match.group(0)
+    close = b"</" + name + b">"
+    end = data.find(close, match.end(), limit)
+    if end < 0:
+        end = data.find(close, match.end())  # malformed: let lxml name the problem
+        if end < 0:
+            return match.start(), data[match.start() : limit]
+    return match.start(), data[match.start() : end + len(close)]
+
+
+def _parse_fragment(data: bytes, name: bytes, limit: int):
+    """The lxml element of :func:`_element`, or None; a syntax error carries its line counted
+    from the start of ``data``."""
+    offset, fragment = _element(data, name, limit)
+    if offset < 0:
+        return None
+    try:
+        return etree.fromstring(fragment, _FRAGMENT_PARSER)
+    except etree.XMLSyntaxError as error:
+        line = data.count(b"\n", 0, offset) + (error.position[0] if error.position else 1)
+        error.position = (line, error.position[1] if error.position else 0)
+        raise
+
+
+def _article_from_bytes(data: bytes, book: bool, index: int) -> Article:
+    """An :class:`Article` from the bytes of one ``PubmedArticle`` / ``PubmedBookArticle``.
+
+    Only the elements we use are parsed: the PMID, the titles and the abstract, all of which
+    come before the end of ``MedlineCitation`` (``BookDocument``), where the search stops, so
+    the PMIDs of ``CommentsCorrections`` or references in ``PubmedData`` are never read."""
+    head = data.find(b"</BookDocument>" if book else b"</MedlineCitation>")
+    limit = head if head >= 0 else len(data)
+    pmid_match = _PMID_TEXT.search(data, 0, limit)
+    pmid = pmid_match.group(1).decode("utf-8") if pmid_match else ""
+    title = _text(_parse_fragment(data, b"ArticleTitle", limit))
+    if not title:
+        title = _text(_parse_fragment(data, b"BookTitle" if book else b"VernacularTitle", limit))
+    abstract = _parse_fragment(data, b"Abstract", limit)
     sections: List[Tuple[str, str]] = []
     if abstract is not None:
         for part in abstract.iterfind("AbstractText"):
@@ -154,12 +212,20 @@ def _article_from_element(element, index: int) -> Article:
                 label = ""
             sections.append((label, _text(part)))
     return Article(
-        pmid=pmid.strip(),
+        pmid=normalize_space(pmid),
         title=_strip_translation_brackets(title),
         sections=sections,
         book=book,
         index=index,
     )
+
+
+class _ReadFailure:
+    """Handed from the chunk reader to the scanner when the file cannot be read on, so that
+    every record completed before the break is yielded first."""
+
+    def __init__(self, message: str):
+        self.message = message
 
 
 class _Utf8Guard:
@@ -224,12 +290,11 @@ class PubmedXMLReader:
         self.records = 0  # records (articles + deletions) fully parsed
         self.last_pmid: Optional[str] = None
         # Start line and PMID of the articles parsed once invalid bytes had been seen, to name
-        # the record holding each bad line (the guard sees a chunk before the parser does, so a
-        # record with a bad byte always ends after the byte was found).
+        # the record holding each bad line (the guard sees a chunk before the scanner does, so
+        # a record with a bad byte always ends after the byte was found).
         self._record_starts: List[int] = []
         self._record_pmids: List[str] = []
         self._guard = _Utf8Guard()
-        self._saw_root = False
 
     def _where(self) -> str:
         after = f", after PMID {self.last_pmid}" if self.last_pmid else ", before any PMID"
@@ -248,26 +313,14 @@ class PubmedXMLReader:
                 gzipped = raw.read(2) == _GZIP_MAGIC
                 raw.seek(0)
                 stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-                yield from self._parse(raw, stream, gzipped)
+                yield from self._scan(self._chunks(raw, stream, gzipped))
         finally:
             self._report_bad_bytes()
 
-    def _parse(self, raw, stream, gzipped: bool):
-        parser = etree.XMLPullParser(
-            events=("start", "end"),
-            tag=(_ROOT_TAG,) + _RECORD_TAGS,
-            # PubMed files are UTF-8; forcing it keeps the guard's re-encoded bytes consistent.
-            encoding="utf-8",
-            # Never fetch the DTD named in the DOCTYPE, never expand external entities.
-            no_network=True,
-            load_dtd=False,
-            resolve_entities=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
-        self._saw_root = False
-        total = 0
+    def _chunks(self, raw, stream, gzipped: bool) -> Iterator[bytes]:
+        """UTF-8-checked chunks of the (decompressed) file; b"" once at the end."""
         position = 0
+        total = 0
         # GzipFile.read1 returns what one step of decompression produced; read() would gather a
         # whole chunk first and lose it all if the stream turns out to be truncated.
         read = stream.read1 if gzipped else stream.read
@@ -275,59 +328,102 @@ class PubmedXMLReader:
             try:
                 chunk = read(self.chunk_size)
             except (EOFError, OSError, zlib.error) as error:
-                # Drain what the parser finished before the damaged part of the stream.
-                yield from self._drain(parser)
                 kind = "truncated or corrupt gzip stream" if gzipped else "read error"
-                raise self._fail(f"{kind}: {error}") from None
+                yield _ReadFailure(f"{kind}: {error}")
+                return
             if self.progress is not None:
                 now = raw.tell()
                 self.progress(now - position)
                 position = now
-            data = self._guard(chunk, final=not chunk)
             total += len(chunk)
-            try:
-                if data:
-                    parser.feed(data)
-                if not chunk:
-                    if total == 0:
-                        raise self._fail("file is empty", in_record=False)
-                    parser.close()
-            except etree.XMLSyntaxError as error:
-                yield from self._drain(parser)
-                line, column = (error.position or (None, None))[:2]
-                at = f" at line {line}, column {column}" if line else ""
-                raise self._fail(f"malformed XML{at}: {error.msg}") from None
-            yield from self._drain(parser)
+            if not chunk and total == 0:
+                raise self._fail("file is empty", in_record=False)
+            data = self._guard(chunk, final=not chunk)
+            if data:
+                yield data
             if not chunk:
-                break
-        if not self._saw_root:
-            raise self._fail(f"no <{_ROOT_TAG}> root element: not a PubMed XML file", in_record=False)
+                yield b""
+                return
 
-    def _drain(self, parser) -> Iterator[Union[Article, Deletion]]:
-        for event, element in parser.read_events():
-            if element.tag == _ROOT_TAG:
-                self._saw_root = True
-                continue
-            if event != "end":
-                continue
-            index = self.records + 1
-            if element.tag == "DeleteCitation":
-                pmids = [normalize_space(p.text or "") for p in element.iterfind("PMID")]
-                item: Union[Article, Deletion] = Deletion([p for p in pmids if p], index)
-            else:
-                item = _article_from_element(element, index)
-                if self._guard.bad_lines:
-                    self._record_starts.append(element.sourceline or 0)
-                    self._record_pmids.append(item.pmid)
-                if item.pmid:
-                    self.last_pmid = item.pmid
-            self.records = index
-            # Free the finished record and the already-cleared siblings before it, so the
-            # in-memory tree never holds more than one record.
-            element.clear(keep_tail=False)
-            while element.getprevious() is not None:
-                del element.getparent()[0]
-            yield item
+    def _scan(self, chunks: Iterator[bytes]) -> Iterator[Union[Article, Deletion]]:
+        """Cut complete records out of the byte stream and parse each (see the module docstring).
+
+        ``buffer`` holds the bytes not yet consumed; ``line`` is the line number of its first
+        byte.  Only a partial record (or the prolog) stays in it between chunks."""
+        buffer = b""
+        line = 1
+        root_seen = False
+        for chunk in chunks:
+            if isinstance(chunk, _ReadFailure):
+                raise self._fail(chunk.message)
+            at_end = not chunk
+            buffer = buffer + chunk if buffer else chunk
+            position = 0
+            counted, counted_line = 0, line  # newlines are counted once, left to right
+            while True:
+                match = _RECORD_START.search(buffer, position)
+                if match is None:
+                    break
+                end_tag = b"</" + match.group(1) + b">"
+                end = buffer.find(end_tag, match.end())
+                if end < 0:
+                    break  # the rest of this record is in the next chunk
+                end += len(end_tag)
+                counted_line += buffer.count(b"\n", counted, match.start())
+                counted = match.start()
+                between = buffer[position : match.start()]
+                if not root_seen:
+                    root_seen = self._check_prolog(between, line)
+                elif between.strip():
+                    raise self._malformed(counted_line - between.count(b"\n"), "text between records")
+                yield self._record(match.group(1), buffer[match.start() : end], counted_line)
+                position = end
+            line = counted_line + buffer.count(b"\n", counted, position)
+            buffer = buffer[position:]
+            if at_end:
+                self._check_epilog(buffer, line, root_seen)
+                return
+            if len(buffer) > _MAX_RECORD_BYTES:
+                raise self._malformed(line, f"no record ends within {_MAX_RECORD_BYTES >> 20} MiB")
+
+    def _check_prolog(self, prolog: bytes, line: int) -> bool:
+        if b"<" + _ROOT_TAG not in prolog:
+            raise self._fail(f"no <{_ROOT_TAG.decode()}> root element: not a PubMed XML file", in_record=False)
+        return True
+
+    def _check_epilog(self, rest: bytes, line: int, root_seen: bool) -> None:
+        text = rest.strip()
+        if not root_seen:
+            self._check_prolog(text, line)
+            text = text[text.index(b">", text.index(b"<" + _ROOT_TAG)) + 1 :].strip()
+        if text == _ROOT_END:
+            return
+        if not text or _RECORD_START.search(text) or text.startswith(b"<"):
+            raise self._malformed(line + rest.count(b"\n", 0, len(rest) - len(rest.lstrip())),
+                                  f"Premature end of data: no closing </{_ROOT_TAG.decode()}>")
+        raise self._malformed(line, "text after the last record")
+
+    def _malformed(self, line: int, message: str) -> PubmedXMLError:
+        return self._fail(f"malformed XML at line {line}: {message}")
+
+    def _record(self, tag: bytes, data: bytes, line: int) -> Union[Article, Deletion]:
+        index = self.records + 1
+        if tag == b"DeleteCitation":
+            pmids = [normalize_space(p.decode("utf-8")) for p in _PMID_TEXT.findall(data)]
+            item: Union[Article, Deletion] = Deletion([p for p in pmids if p], index)
+        else:
+            try:
+                item = _article_from_bytes(data, tag == b"PubmedBookArticle", index)
+            except etree.XMLSyntaxError as error:
+                at = line + (error.position[0] - 1 if error.position else 0)
+                raise self._malformed(at, error.msg) from None
+            if self._guard.bad_lines:
+                self._record_starts.append(line)
+                self._record_pmids.append(item.pmid)
+            if item.pmid:
+                self.last_pmid = item.pmid
+        self.records = index
+        return item
 
     def _report_bad_bytes(self) -> None:
         per_line = Counter(self._guard.bad_lines)
