@@ -1,0 +1,1 @@
+"""Building blocks of the fast training path (``--arch biobart_base``/``biobart_large``)."""
