@@ -289,7 +289,8 @@ def build_record(kind, dataset, split, metrics, details, model=None, checkpoint=
     """A complete record (see the module docstring); validated before it is returned."""
     rec = {
         "schema": SCHEMA, "kind": kind, "dataset": dataset, "split": split,
-        "paper_row": resolve_paper_row(paper_row, model),
+        # a pretraining run's row is that of the models fine-tuned from its output: named by its folder
+        "paper_row": resolve_paper_row(paper_row, checkpoint if kind == "pretrain" else model),
         "model": file_ref(model),
         "checkpoint": dict(file_ref(checkpoint), training=checkpoint_info(checkpoint)),
         "metrics": metrics, "scales": {k: SCALES[k] for k in metrics if k in SCALES},

@@ -116,3 +116,39 @@ def test_cli_refuses_unusable_scores_with_the_file_name(tmp_path, capsys):
     assert rc == 2 and f"{bad}:3: not JSON" in capsys.readouterr().err
     rc = write_results.main(["--kind", "ner", "--dataset", "x", "--scores", str(tmp_path / "none.json"), "-o", "r.json"])
     assert rc == 2 and "none.json: No such file" in capsys.readouterr().err
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python in the NER recipe: the scorer writes a known score file; anything else runs.
+if [ "$1 $2" = "-m biobart_fairseq.cli.ner_score" ]; then
+  while [ $# -gt 0 ]; do [ "$1" = --output-json ] && mkdir -p "$(dirname "$2")" && echo '{"precision": 0.75, "recall": 0.5, "f1": 0.6}' > "$2"; shift; done
+  exit 0
+fi
+exec PYTHON_EXE "$@"
+"""
+
+
+def test_ner_recipe_writes_the_record_after_scoring(tmp_path):
+    """The NER recipe's test stage ends with results.json: dataset from the recipe folder,
+    F1 x 100 from the scorer's file, the recipe's decoding settings."""
+    import os
+    import sys
+
+    from conftest import REPO, run
+
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON.replace("PYTHON_EXE", sys.executable))
+    fake.chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"tokens": ["a"], "entities": []}\n')
+    save = tmp_path / "save"
+    env = {"DATA": str(data), "BART": str(tmp_path / "bart-base"), "STAGES": "test", "PYTHON": str(fake),
+           "SAVE_DIR": str(save), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    res = run(["bash", str(REPO / "examples/ner_cadec/run.sh")], env=env)
+    assert res.returncode == 0, res.stdout[-3000:]
+    rec = R.load(save / "results.json")
+    assert (rec["kind"], rec["dataset"], rec["split"], rec["paper_row"]) == ("ner", "cadec", "test", "bart-base")
+    assert rec["metrics"] == pytest.approx({"f1": 60.0, "precision": 75.0, "recall": 50.0})
+    assert rec["decoding"] == {"beam": 4, "max_len_a": 1.6, "max_len_b": 10} and rec["settings"]["lr"] == 2e-5
+    assert rec["command"].startswith("bash ") and rec["command"].split()[1].endswith("ner_cadec/run.sh")

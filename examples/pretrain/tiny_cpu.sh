@@ -30,3 +30,10 @@ fairseq-train "$DATA" --user-dir "$PLUGIN" --task biomed_denoising \
   --validate-interval-updates 100 --save-interval-updates 100 --keep-interval-updates 1 \
   --log-format simple --log-interval 20 --no-progress-bar \
   "$@"
+
+# SAVE_DIR/results.json (biobart-results): what was run and its best validation loss; PAPER_ROW
+# (e.g. biobart-base) is the row that models fine-tuned from this checkpoint stand for.
+python "$PLUGIN/cli/write_results.py" --kind pretrain --dataset pubmed --split valid \
+  --checkpoint "$SAVE_DIR/checkpoint_last.pt" ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
+  --setting updates="$UPDATES" lr="$LR" seed="$SEED" "extra_args=$*" \
+  --command="$(printf '%q ' bash "$0" "$DATA" "$SAVE_DIR" "$@")" -o "$SAVE_DIR/results.json"
