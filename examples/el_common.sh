@@ -9,7 +9,9 @@ export CUDA_VISIBLE_DEVICES="$GPUS"
 prepare_el() {  # $1 = dataset name for biobart-prepare-el; further arguments are passed on
   local dataset=$1
   shift
+  # STYLE=genbioel (the NCBI and BC5CDR recipes): BioSyn/GenBioEL's preparation, as behind Table 4
   biobart-prepare-el --dataset "$dataset" --input "$RAW" ${KB:+--kb "$KB"} -o "$OUT" "$@" \
+    ${STYLE:+--style "$STYLE"} ${TYPO_FILE:+--typo-file "$TYPO_FILE"} \
     --bpe gpt2 --encoder-json "$BPE_DIR/encoder.json" --vocab-bpe "$BPE_DIR/vocab.bpe" --dict "$BPE_DIR/dict.txt" \
     --max-context-words "$CONTEXT_WORDS" --workers 8 || [ $? -eq 3 ]   # 3 = written, some bad records skipped
 }
@@ -40,7 +42,7 @@ write_results() {  # $1 = dataset key, $2 = SAVE_DIR, then biobart-el-eval resul
   python "$PLUGIN/cli/write_results.py" --kind el --dataset "$dataset" --split test --scores "$@" \
     --model "$CHECKPOINT" ${ckpt:+--checkpoint "$ckpt"} ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
     --decoding beam="$BEAM" --setting arch="$ARCH" lr="$LR" steps="$STEPS" warmup="$WARMUP" \
-    context_words="$CONTEXT_WORDS" gpus="$GPUS" "extra_train_args=${EXTRA_TRAIN_ARGS:-}" \
+    context_words="$CONTEXT_WORDS" style="${STYLE:-raw}" gpus="$GPUS" "extra_train_args=${EXTRA_TRAIN_ARGS:-}" \
     --command="$(printf '%q ' bash "$0")" -o "$save/results.json"
   cat "$save/results.json"
 }

@@ -296,6 +296,9 @@ def test_recipe_wiring_with_stub_commands(name, folds, tmp_path):
     calls = log.read_text().splitlines()
     assert calls[0].startswith(f"biobart-prepare-el --dataset {name} ")
     assert ("--split-pmids" in calls[0]) == (name == "medmentions")
+    # the Table 4 datasets are prepared BioSyn/GenBioEL's way, with BioSyn's spelling fixes for NCBI
+    assert ("--style genbioel" in calls[0]) == (name == "ncbi")
+    assert ("--typo-file" in calls[0] and "ncbi-spell-check.txt" in calls[0]) == (name == "ncbi")
     trains = [c for c in calls if c.startswith("fairseq-train ")]
     evals = [c for c in calls if c.startswith("biobart-el-eval ") and "--average" not in c]
     assert len(trains) == len(evals) == folds

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # BC5CDR (chemicals + diseases, MeSH): biobart-prepare-el -> fine-tune (biomed_entity_linking) -> trie-constrained
 # decoding -> Recall@1/@5, with GenBioEL's hyper-parameters for this dataset (Yuan et al.
-# 2022; docs/entity_linking.md): lr 1e-5, 20k steps, 500 warm-up.
+# 2022; docs/entity_linking.md): lr 1e-5, 20k steps, 500 warm-up.  STYLE=genbioel reads the
+# corpus as GenBioEL's script did for Table 4 (composites split, whole-mention abbreviations
+# expanded, its name normalisation, a name of several ids kept for the one with fewest
+# names); STYLE=raw links the mentions as written.
 # Common: Adam(W) wd 0.01, batch 8, label smoothing 0.1, clip-norm 0.1, polynomial decay
 # to 1e-7, dropout 0.1, seed 0; decoding beam 5, lenpen 1.
 # Data: CDR_{Training,Development,Test}Set.PubTator.txt (BioCreative V CDR) and a MeSH
@@ -13,6 +16,7 @@ set -euo pipefail
 
 RAW=${RAW:-data/raw/bc5cdr}                      # the published files (see "Data" above)
 KB=${KB-data/raw/bc5cdr/mesh_dictionary.txt}                          # knowledge base
+STYLE=${STYLE:-genbioel}                        # genbioel (Table 4) | raw
 OUT=${OUT:-data/el_bc5cdr}                      # canonical JSONL + model inputs (OUT/bin)
 CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights
 BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
