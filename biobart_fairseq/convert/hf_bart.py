@@ -3,12 +3,16 @@
 Why this works (ANCHORS.md §5):
 
 * HF token ids *are* fairseq dictionary indices (0 ``<s>``, 1 ``<pad>``, 2 ``</s>``,
-  3 ``<unk>``, then ``dict.txt`` order, ``<mask>`` last), so embedding rows are copied
-  as they are.  fairseq's gpt2 BPE writes GPT-2 ids as strings and ``dict.txt`` maps those
-  strings to indices; we therefore synthesize ``encoder.json`` = HF ``vocab.json`` and a
-  ``dict.txt`` whose line k is ``str(k + 4)``: symbol ``"i"`` <-> index i <-> HF id i.
-  ``<mask>`` is not in ``dict.txt``: the denoising task appends it, so it lands at
-  ``4 + lines``, which must be the HF ``<mask>`` id.
+  3 ``<unk>``, then ``dict.txt`` order), so embedding rows are copied as they are.
+  fairseq's gpt2 BPE writes GPT-2 ids as strings and ``dict.txt`` maps those strings to
+  indices; we therefore synthesize ``encoder.json`` = HF ``vocab.json`` and a ``dict.txt``
+  whose line k is ``str(k + 4)``: symbol ``"i"`` <-> index i <-> HF id i.
+* ``<mask>`` may sit at any id.  As the last id (facebook/bart-*, BioBART) it stays out of
+  ``dict.txt``, exactly like fairseq's own BART ``dict.txt``: the tasks append it with
+  ``add_symbol``, so it lands at ``4 + lines``.  Anywhere else (Hugging Face's
+  tokenizer-training recipe, ``special_tokens=["<s>","<pad>","</s>","<unk>","<mask>"]``,
+  puts it at id 4) ``dict.txt`` carries a ``<mask>`` line at its index; ``add_symbol``
+  then returns that index instead of appending, so nothing moves.
 * Parameter names are identical once HF's ``model.`` prefix is stripped.  Tied copies
   (``shared``, ``lm_head``, both ``embed_tokens``, fairseq's ``output_projection``) are one
   matrix on both sides; safetensors keeps only one of them, so we rebuild the others.
@@ -217,9 +221,6 @@ def check_hf_vocab(vocab, n_rows, path="vocab.json"):
         raise ConversionError(f"{path}: two tokens share an id")
     max_id = ids[-1]
     has_mask = MASK in vocab
-    if has_mask and vocab[MASK] != max_id:
-        # the denoising task appends <mask> after dict.txt: it can only be the last id
-        raise ConversionError(f"{path}: '<mask>' has id {vocab[MASK]} but must be the last id ({max_id})")
     if max_id + 1 != n_rows:
         raise ConversionError(f"{path}: ids go up to {max_id} but the embeddings have {n_rows} rows (vocab_size)")
     return has_mask, max_id
@@ -230,11 +231,17 @@ def write_fairseq_vocab(vocab, merges_path, out_dir, has_mask, max_id):
     with open(os.path.join(out_dir, "encoder.json"), "w", encoding="utf-8") as f:
         json.dump(vocab, f, ensure_ascii=False)
     present = set(vocab.values())
-    last_plain = max_id - 1 if has_mask else max_id
+    mask_id = vocab[MASK] if has_mask else None
+    # a last-id <mask> is appended by the tasks (fairseq's BART layout); any other id needs its line
+    last_line = max_id - 1 if mask_id == max_id else max_id
     with open(os.path.join(out_dir, "dict.txt"), "w", encoding="utf-8") as f:
-        for n, i in enumerate(range(4, last_plain + 1)):
-            # an id without a token still needs its line so later lines keep their index
-            f.write(f"{i} 1\n" if i in present else f"madeupword{n:04d} 0\n")
+        for n, i in enumerate(range(4, last_line + 1)):
+            if i == mask_id:
+                f.write(f"{MASK} 1\n")
+            elif i in present:
+                f.write(f"{i} 1\n")
+            else:  # an id without a token still needs its line so later lines keep their index
+                f.write(f"madeupword{n:04d} 0\n")
     with open(merges_path, encoding="utf-8") as f:
         merges = f.read()
     # fairseq's get_encoder drops the first line (the "#version" header) and the last
@@ -402,7 +409,9 @@ def hf_vocab_from_fairseq(data_dir, n_rows):
         symbols = [line.rstrip("\n").rsplit(" ", 1)[0] for line in f if line.strip()]
     for n, sym in enumerate(symbols):
         idx = n + 4
-        if sym.lstrip("-").isdigit() and int(sym) in id_to_token:
+        if sym == MASK:
+            tok = MASK  # <mask> at a non-final id (see write_fairseq_vocab)
+        elif sym.lstrip("-").isdigit() and int(sym) in id_to_token:
             tok = id_to_token[int(sym)]
         elif sym.startswith("madeupword"):
             tok = sym  # fillers keep their name so vocab.json covers every row, as in HF's BART
@@ -412,7 +421,7 @@ def hf_vocab_from_fairseq(data_dir, n_rows):
             raise ConversionError(f"{dict_path}: token {tok!r} appears twice (line {n + 1})")
         vocab[tok] = idx
     n_dict = len(symbols) + 4
-    if n_rows == n_dict + 1:
+    if n_rows == n_dict + 1 and MASK not in vocab:
         vocab[MASK] = n_dict  # the denoising task's <mask>, appended after dict.txt
     elif n_rows != n_dict:
         raise ConversionError(f"{dict_path}: {n_dict} symbols (with specials) do not fit {n_rows} embedding rows")
