@@ -66,19 +66,19 @@ def write(path, sents):
 def test_ner_score_cli(tmp_path, capsys):
     pred = [sent(TOKENS, ("protein", [(0, 1)]), ("protein", [(0, 1)])), sent(TOKENS, ("cell_type", [(7, 9)]))]
     g, p = write(tmp_path / "g.jsonl", GOLD), write(tmp_path / "p.jsonl", pred)
-    res = run([sys.executable, "-m", "biobart_fairseq.cli.ner_score", "--gold", g, "--pred", p,
+    res = run([sys.executable, "-m", "biobart_fairseq.cli.ner_score", "--metric", "entity", "--gold", g, "--pred", p,
                "--output-json", str(tmp_path / "s.json")])
     assert res.returncode == 0, res.stdout
     out = json.loads(res.stdout[res.stdout.index("{"):])
-    assert (out["tp"], out["pred"], out["gold"]) == (2, 2, 6)
+    assert out["metric"] == "entity" and (out["tp"], out["pred"], out["gold"]) == (2, 2, 6)
     assert out["precision"] == 1.0 and out["recall"] == pytest.approx(1 / 3) and out["f1"] == pytest.approx(0.5)
     assert json.loads((tmp_path / "s.json").read_text()) == out
     assert set(out["per_type"]) == {"protein", "DNA", "cell_type"}
 
     # misaligned files and bad lines are errors naming the file (and line)
     short = write(tmp_path / "short.jsonl", pred[:1])
-    assert ner_score.main(["--gold", g, "--pred", short]) == 2
+    assert ner_score.main(["--metric", "entity", "--gold", g, "--pred", short]) == 2
     assert "1 sentences but" in capsys.readouterr().err
     (tmp_path / "bad.jsonl").write_text(json.dumps(GOLD[0]) + "\n" + '{"tokens": ["a"], "entities": [{"type": "X", "spans": [[0, 5]]}]}\n')
-    assert ner_score.main(["--gold", g, "--pred", str(tmp_path / "bad.jsonl")]) == 2
+    assert ner_score.main(["--metric", "entity", "--gold", g, "--pred", str(tmp_path / "bad.jsonl")]) == 2
     assert f"{tmp_path / 'bad.jsonl'}:2:" in capsys.readouterr().err

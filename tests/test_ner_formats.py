@@ -107,7 +107,7 @@ def test_genia_fine_types_and_bartner_document_form(tmp_path):
     ("jsonl", '{"tokens": ["a", "b"], "entities": []}\n{"tokens": ["a"], "entities": [{"type": "X", "spans": [[0, 2]]}]}\n',
      2, "outside the sentence of 1 tokens"),
     ("jsonl", '{"tokens": ["a", "b"], "entities": [{"type": "X", "spans": [[1, 1]]}]}\n', 1, "empty span"),
-    ("jsonl", '{"tokens": ["a"]}\nnot json\n', 2, "not valid JSON"),
+    ("jsonl", '{"tokens": ["a"], "entities": []}\nnot json\n', 2, "not valid JSON"),
     ("genia", '{"tokens": ["a"], "entity_mentions": []}\n{"words": ["a"]}\n', 2, "unknown GENIA line"),
     ("genia", '{"tokens": ["a", "b"], "entity_mentions": [{"start": 1, "end": 3, "entity_type": "DNA"}]}\n', 1,
      "outside the sentence"),
@@ -149,7 +149,7 @@ def test_targets_by_hand():
     assert encode_entities([flat, disc], wp, ti, "word") == [5, 8, 11, 2, 7, 3, 1]
     assert encode_entities([disc, flat], wp, ti, "span") == [5, 6, 8, 11, 2, 7, 7, 3, 1]
     assert encode_entities([disc], wp, ti, "bpe") == [5, 6, 8, 9, 10, 11, 2, 1]
-    assert encode_entities([disc, dict(disc)], wp, ti, "word") == [5, 8, 11, 2, 1]  # duplicates: one tuple
+    assert encode_entities([disc, dict(disc)], wp, ti, "word") == [5, 8, 11, 2, 5, 8, 11, 2, 1]  # BARTNER: twice
     for tt in ("word", "span", "bpe"):
         seq = encode_entities([disc, flat], wp, ti, tt)
         got = sorted(decode_target(seq, wp, types, tt), key=str)

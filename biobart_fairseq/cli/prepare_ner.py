@@ -19,8 +19,13 @@ counting, per input, entities that do not come back.  Entities identical (same t
 words) to another of the same sentence come back once and are counted apart as duplicates;
 entities cut by ``--max-source-positions`` are counted apart as truncated.
 
+Fragments are kept as written (sorted by start), as BARTNER reads them; entities whose
+fragments overlap or touch are counted and reported.  Input must be UTF-8; a Dai sentence line
+must separate words by single spaces (BARTNER's split); a ``jsonl`` record needs ``entities``.
+
 Exit status: 0 written (and, with ``--check``, every entity round-trips), 1 written but some
-entities do not round-trip, 2 bad input or arguments (nothing written).
+entities do not round-trip, 2 bad input or arguments (nothing written; the message names the
+file and line).
 """
 
 import argparse
@@ -87,6 +92,19 @@ def bpe_files(args):
             files["dict.txt"] = args.dict
         return files, {"type": "sentencepiece", "model": "spm.model"}
     return None, None
+
+
+def read_notes(st):
+    """What the reader counted, as a sentence tail for the report line."""
+    notes = []
+    if st.get("dropped_types"):
+        notes.append(f"{st['dropped_types']} outside the 5 GENIA types dropped")
+    if st.get("overlapping_fragments"):
+        notes.append(f"{st['overlapping_fragments']} with overlapping fragments, kept as written (BARTNER's "
+                     "targets then repeat pointers: no decoder output can match them)")
+    if st.get("touching_fragments"):
+        notes.append(f"{st['touching_fragments']} with touching fragments, kept as written")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def check_round_trip(sentences, encode_word, dictionary, types, target_type, max_source_positions):
@@ -175,9 +193,8 @@ def main(argv=None):
     for stem, sents in data.items():
         ner_formats.write(os.path.join(out, f"{stem}.jsonl"), sents, "jsonl")
         n_ent = sum(len(s["entities"]) for s in sents)
-        dropped = stats[stem].get("dropped_types", 0)
-        print(f"[prepare-ner] {stem}: {len(sents)} sentences, {n_ent} entities"
-              + (f" ({dropped} outside the 5 GENIA types dropped)" if dropped else ""), file=sys.stderr)
+        print(f"[prepare-ner] {stem}: {len(sents)} sentences, {n_ent} entities" + read_notes(stats[stem]),
+              file=sys.stderr)
     atomic_write_text(meta_path, json.dumps({"types": types, "target_type": args.target_type, "format": args.format},
                                             indent=2) + "\n")
 
@@ -195,6 +212,7 @@ def main(argv=None):
     report, bad = {}, 0
     for stem, sents in data.items():
         c = check_round_trip(sents, encode_word, dictionary, types, args.target_type, args.max_source_positions)
+        c.update({k: stats[stem].get(k, 0) for k in ("overlapping_fragments", "touching_fragments")})
         report[stem] = c
         bad += c["not_round_trip"] + c["spurious"]
         print(f"[prepare-ner] check {stem} ({args.target_type}): {c['round_trip']}/{c['entities']} entities round-trip, "

@@ -132,6 +132,32 @@ class NerDataset(FairseqDataset):
             "target": tgt,
             "word_first": first,
             "word_last": last,
-            # what validation needs to score decoded entities (word positions, gold entities)
-            "ner_examples": [{"wp": ex["wp"], "entities": ex["entities"]} for ex in examples],
+            # what validation needs to score decoded output: word positions, gold entities, and for
+            # BARTNER's counting the gold target and the entities cut by --max-source-positions
+            "ner_examples": [{k: ex[k] for k in ("wp", "entities", "target", "truncated_entities")} for ex in examples],
         }
+
+
+def folder_encoder(data_dir, target_type, max_source_positions=1024):
+    """``(types, sentences -> examples)`` from a ``biobart-prepare-ner`` folder (``ner.json``,
+    ``dict.txt``, ``bpe.json``): the targets the ``bartner_ner`` task would train on."""
+    import json
+    import os
+
+    from fairseq.data import Dictionary
+
+    from ..hub import build_bpe
+    from .word_starts import load_bpe_info
+
+    with open(os.path.join(data_dir, "ner.json"), encoding="utf-8") as f:
+        types = json.load(f)["types"]
+    dictionary = Dictionary.load(os.path.join(data_dir, "dict.txt"))
+    info = load_bpe_info(os.path.join(data_dir, "bpe.json"))
+    encode_word = word_encoder(build_bpe(info), info["type"], dictionary)
+    type_index = {t: i for i, t in enumerate(types)}
+
+    def encode(sentences):
+        return [encode_sentence(s, encode_word, dictionary, type_index, target_type, max_source_positions)
+                for s in sentences]
+
+    return types, encode

@@ -17,11 +17,21 @@ Published formats read here:
   also BARTNER's document lines ``{"sentences": [[w]], "ners": [[[s, e_incl, type]]]}``.
   Fine-grained GENIA types are folded into the 5 coarse types of Lin et al. (2019).
 
-Every reader raises :class:`NerFormatError` naming ``file:line`` for an entity outside its
-sentence, an empty or reversed span or a line it cannot parse; nothing is half-read.
-Writers go through a temporary file renamed at the end, so an error never leaves half a file.
+Every reader raises :class:`NerFormatError` naming ``file:line`` (a line of the file, not a
+sentence number) for an entity outside its sentence, an empty or reversed span, a line it
+cannot parse, bytes that are not UTF-8, a ``jsonl`` record without ``entities`` and a file
+with no sentence at all; nothing is half-read.  Writers go through a temporary file renamed
+at the end, so an error never leaves half a file.
+
+Fragments are kept as written, sorted by start (stable), as BARTNER's loader keeps them: its
+targets point at every fragment, so merging fragments that overlap or touch would change the
+targets and the ``bartner`` metric.  Readers count them in ``stats``
+(``overlapping_fragments``, ``touching_fragments``: entities with at least one such pair);
+``entity_key`` (the entity-level metric) compares the words covered, so there they are equal
+to the merged entity.
 """
 
+import difflib
 import json
 import os
 import tempfile
@@ -34,11 +44,7 @@ class NerFormatError(ValueError):
 
 
 def normalize_spans(spans):
-    """Sorted fragments with touching or overlapping ones merged.
-
-    Two fragments that touch cover the same words as one fragment, and no target type can
-    tell them apart; merging makes entity equality mean "same words, same type".
-    """
+    """Sorted fragments with touching or overlapping ones merged: the words an entity covers."""
     out = []
     for s, e in sorted((int(s), int(e)) for s, e in spans):
         if out and s <= out[-1][1]:
@@ -49,12 +55,43 @@ def normalize_spans(spans):
 
 
 def entity_key(entity):
-    """Hashable identity of an entity: (type, ((start, end), ...)) of normalised spans."""
+    """Hashable identity of an entity for the entity-level metric: (type, covered word runs)."""
     return entity["type"], tuple(tuple(sp) for sp in normalize_spans(entity["spans"]))
 
 
-def check_sentence(sent, where):
-    """Validate one canonical sentence in place (spans normalised); raise naming ``where``."""
+def count_fragment_contacts(spans, stats):
+    """Count (in ``stats``) an entity whose start-sorted fragments overlap or touch."""
+    overlap = touch = False
+    end = None
+    for s, e in spans:
+        if end is not None:
+            overlap |= s < end
+            touch |= s == end
+        end = e if end is None else max(end, e)
+    stats["overlapping_fragments"] = stats.get("overlapping_fragments", 0) + overlap
+    stats["touching_fragments"] = stats.get("touching_fragments", 0) + touch
+
+
+def _check_spans(spans, i, etype, n_tokens, where):
+    if not isinstance(spans, list) or not spans:
+        raise NerFormatError(f"{where}: entity {i} ({etype}) needs a non-empty list of spans")
+    for sp in spans:
+        if (not isinstance(sp, (list, tuple)) or len(sp) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in sp)):
+            raise NerFormatError(f"{where}: entity {i} ({etype}): span {sp!r} is not [start, end]")
+        s, e = sp
+        if e <= s:
+            raise NerFormatError(f"{where}: entity {i} ({etype}): empty span [{s}, {e})")
+        if s < 0 or e > n_tokens:
+            raise NerFormatError(f"{where}: entity {i} ({etype}): span [{s}, {e}) outside the sentence of {n_tokens} tokens")
+
+
+def check_sentence(sent, where, stats=None):
+    """Validate one canonical sentence in place (fragments sorted by start); raise naming ``where``.
+
+    ``entities`` is required: a record without it (e.g. a misspelt key) is an error, not a
+    sentence without entities.
+    """
     if not isinstance(sent, dict):
         raise NerFormatError(f"{where}: expected a JSON object, got {type(sent).__name__}")
     tokens = sent.get("tokens")
@@ -62,46 +99,61 @@ def check_sentence(sent, where):
         raise NerFormatError(f"{where}: 'tokens' must be a list of strings")
     if not tokens:
         raise NerFormatError(f"{where}: empty sentence (no tokens)")
-    entities = sent.get("entities", [])
+    if "entities" not in sent:
+        near = difflib.get_close_matches("entities", [k for k in sent if isinstance(k, str)], n=1, cutoff=0.6)
+        hint = f" (found {near[0]!r}: misspelt?)" if near else ""
+        raise NerFormatError(f"{where}: no 'entities' key{hint}; a sentence without entities has \"entities\": []")
+    entities = sent["entities"]
     if not isinstance(entities, list):
         raise NerFormatError(f"{where}: 'entities' must be a list")
     for i, ent in enumerate(entities):
         if not isinstance(ent, dict) or not isinstance(ent.get("type"), str) or not ent["type"]:
             raise NerFormatError(f"{where}: entity {i} needs a non-empty string 'type'")
-        spans = ent.get("spans")
-        if not isinstance(spans, list) or not spans:
-            raise NerFormatError(f"{where}: entity {i} ({ent['type']}) needs a non-empty list of spans")
-        for sp in spans:
-            if (not isinstance(sp, (list, tuple)) or len(sp) != 2
-                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in sp)):
-                raise NerFormatError(f"{where}: entity {i} ({ent['type']}): span {sp!r} is not [start, end]")
-            s, e = sp
-            if e <= s:
-                raise NerFormatError(f"{where}: entity {i} ({ent['type']}): empty span [{s}, {e})")
-            if s < 0 or e > len(tokens):
-                raise NerFormatError(
-                    f"{where}: entity {i} ({ent['type']}): span [{s}, {e}) outside the sentence of {len(tokens)} tokens"
-                )
-        ent["spans"] = normalize_spans(spans)
-    sent["entities"] = entities
+        _check_spans(ent.get("spans"), i, ent["type"], len(tokens), where)
+        # BARTNER sorts the fragments by start (stable) and keeps them as they are
+        ent["spans"] = sorted(([s, e] for s, e in ent["spans"]), key=lambda sp: sp[0])
+        if stats is not None:
+            count_fragment_contacts(ent["spans"], stats)
     return sent
+
+
+def read_lines(path):
+    """``(line number, text)`` of a UTF-8 file, line ends removed; bad bytes name file and line."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise NerFormatError(f"{path}:{n}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                     "convert the file to UTF-8") from None
+            yield n, text.rstrip("\r\n")
+
+
+def _nonempty(out, path):
+    if not out:
+        raise NerFormatError(f"{path}: no sentences (empty file)")
+    return out
 
 
 # ---------------------------------------------------------------------------- readers
 
-def read_jsonl(path):
-    """Canonical JSONL -> list of sentences (validated)."""
+def read_jsonl(path, stats=None, line_numbers=None):
+    """Canonical JSONL -> list of sentences (validated).
+
+    ``line_numbers`` (a list) receives the file line of every sentence, for later messages.
+    """
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                sent = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise NerFormatError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            out.append(check_sentence(sent, f"{path}:{n}"))
-    return out
+    for n, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            sent = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise NerFormatError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+        out.append(check_sentence(sent, f"{path}:{n}", stats))
+        if line_numbers is not None:
+            line_numbers.append(n)
+    return _nonempty(out, path)
 
 
 def _dai_entities(text, n_tokens, where):
@@ -130,17 +182,33 @@ def _dai_entities(text, n_tokens, where):
     return entities
 
 
-def read_dai(path):
+def dai_tokens(line, where):
+    """The words of a Dai sentence line, split on single spaces as BARTNER's loader does.
+
+    BARTNER reads ``line.strip().split(' ')``: a double space makes an empty word and a tab
+    does not separate words, so its offsets and a split on any whitespace name different
+    words.  Such lines are refused rather than guessed at.
+    """
+    text = line.strip()
+    tokens = text.split(" ")
+    if tokens != text.split():
+        lead = len(line) - len(line.lstrip())
+        col = lead + next(i for i, c in enumerate(text) if (c.isspace() and c != " ") or text[i:i + 2] == "  ")
+        raise NerFormatError(f"{where}: irregular whitespace at column {col + 1} ({line[col:col + 2]!r}): Dai-format "
+                             "words are separated by single spaces (BARTNER splits on ' '); fix the line")
+    return tokens
+
+
+def read_dai(path, stats=None):
     """Dai et al. (2020) 3-line blocks -> canonical sentences."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline
+    lines = [text for _, text in read_lines(path)]
+    while lines and lines[-1] == "":
+        lines.pop()  # the final newline(s)
     out, i = [], 0
     while i < len(lines):
         if not lines[i].strip():
             raise NerFormatError(f"{path}:{i + 1}: expected a sentence line, got a blank line")
-        tokens = lines[i].split()
+        tokens = dai_tokens(lines[i], f"{path}:{i + 1}")
         if i + 1 >= len(lines):
             raise NerFormatError(f"{path}:{i + 1}: sentence without its entity line (file ends)")
         ann = lines[i + 1].strip()
@@ -148,9 +216,9 @@ def read_dai(path):
         entities = _dai_entities(ann, len(tokens), where) if ann else []
         if i + 2 < len(lines) and lines[i + 2].strip():
             raise NerFormatError(f"{path}:{i + 3}: expected a blank line after the entity line, got {lines[i + 2][:60]!r}")
-        out.append(check_sentence({"tokens": tokens, "entities": entities}, where))
+        out.append(check_sentence({"tokens": tokens, "entities": entities}, where, stats))
         i += 3
-    return out
+    return _nonempty(out, path)
 
 
 def genia_coarse_type(fine):
@@ -168,6 +236,41 @@ def genia_coarse_type(fine):
     return None
 
 
+def _genia_sentence_form(doc, where, stats):
+    sent = {k: v for k, v in doc.items() if k not in ("tokens", "entity_mentions")}
+    sent["tokens"], sent["entities"] = doc["tokens"], []
+    for m in doc["entity_mentions"]:
+        try:
+            s, e, t = m["start"], m["end"], m["entity_type"]
+        except (KeyError, TypeError):
+            raise NerFormatError(f"{where}: entity mention {m!r} lacks start/end/entity_type") from None
+        coarse = genia_coarse_type(t)
+        if coarse is None:
+            stats["dropped_types"] += 1
+            continue
+        sent["entities"].append({"type": coarse, "spans": [[s, e]]})
+    return [check_sentence(sent, where, stats)]
+
+
+def _genia_document_form(doc, where, stats):
+    if len(doc["sentences"]) != len(doc["ners"]):
+        raise NerFormatError(f"{where}: 'sentences' and 'ners' differ in length")
+    out = []
+    for tokens, ners in zip(doc["sentences"], doc["ners"]):
+        ents = []
+        for item in ners:
+            if not isinstance(item, list) or len(item) != 3:
+                raise NerFormatError(f"{where}: ner {item!r} is not [start, end_inclusive, type]")
+            s, e, t = item
+            coarse = genia_coarse_type(t)
+            if coarse is None:
+                stats["dropped_types"] += 1
+                continue
+            ents.append({"type": coarse, "spans": [[s, e + 1 if isinstance(e, int) else e]]})
+        out.append(check_sentence({"tokens": tokens, "entities": ents}, where, stats))
+    return out
+
+
 def read_genia(path, stats=None):
     """GENIA JSON lines (sentence form or BARTNER's document form) -> canonical sentences.
 
@@ -176,51 +279,24 @@ def read_genia(path, stats=None):
     stats = stats if stats is not None else {}
     stats.setdefault("dropped_types", 0)
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise NerFormatError(f"{where}: not valid JSON ({e.msg})") from e
-            if not isinstance(doc, dict):
-                raise NerFormatError(f"{where}: expected a JSON object")
-            if "tokens" in doc and "entity_mentions" in doc:
-                sent = {k: v for k, v in doc.items() if k not in ("tokens", "entity_mentions")}
-                sent["tokens"], sent["entities"] = doc["tokens"], []
-                for m in doc["entity_mentions"]:
-                    try:
-                        s, e, t = m["start"], m["end"], m["entity_type"]
-                    except (KeyError, TypeError):
-                        raise NerFormatError(f"{where}: entity mention {m!r} lacks start/end/entity_type") from None
-                    coarse = genia_coarse_type(t)
-                    if coarse is None:
-                        stats["dropped_types"] += 1
-                        continue
-                    sent["entities"].append({"type": coarse, "spans": [[s, e]]})
-                out.append(check_sentence(sent, where))
-            elif "sentences" in doc and "ners" in doc:
-                if len(doc["sentences"]) != len(doc["ners"]):
-                    raise NerFormatError(f"{where}: 'sentences' and 'ners' differ in length")
-                for tokens, ners in zip(doc["sentences"], doc["ners"]):
-                    ents = []
-                    for item in ners:
-                        if not isinstance(item, list) or len(item) != 3:
-                            raise NerFormatError(f"{where}: ner {item!r} is not [start, end_inclusive, type]")
-                        s, e, t = item
-                        coarse = genia_coarse_type(t)
-                        if coarse is None:
-                            stats["dropped_types"] += 1
-                            continue
-                        ents.append({"type": coarse, "spans": [[s, e + 1 if isinstance(e, int) else e]]})
-                    out.append(check_sentence({"tokens": tokens, "entities": ents}, where))
-            else:
-                raise NerFormatError(
-                    f"{where}: unknown GENIA line: expected keys tokens+entity_mentions or sentences+ners, got {sorted(doc)}"
-                )
-    return out
+    for n, line in read_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise NerFormatError(f"{where}: not valid JSON ({e.msg})") from e
+        if not isinstance(doc, dict):
+            raise NerFormatError(f"{where}: expected a JSON object")
+        if "tokens" in doc and "entity_mentions" in doc:
+            out.extend(_genia_sentence_form(doc, where, stats))
+        elif "sentences" in doc and "ners" in doc:
+            out.extend(_genia_document_form(doc, where, stats))
+        else:
+            raise NerFormatError(
+                f"{where}: unknown GENIA line: expected keys tokens+entity_mentions or sentences+ners, got {sorted(doc)}")
+    return _nonempty(out, path)
 
 
 READERS = {"jsonl": read_jsonl, "dai": read_dai, "genia": read_genia}
@@ -229,9 +305,7 @@ READERS = {"jsonl": read_jsonl, "dai": read_dai, "genia": read_genia}
 def read(path, fmt, stats=None):
     if fmt not in READERS:
         raise ValueError(f"unknown NER format {fmt!r}; choose from {sorted(READERS)}")
-    if fmt == "genia":
-        return read_genia(path, stats)
-    return READERS[fmt](path)
+    return READERS[fmt](path, stats)
 
 
 # ---------------------------------------------------------------------------- writers

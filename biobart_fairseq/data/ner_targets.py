@@ -5,18 +5,20 @@ token of that sequence (``<s>`` is position 0).  The target index space is
 
     0 = sos, 1 = eos, 2 .. C+1 = entity types, C+2+j = pointer to source position j
 
-and a target is, per entity (sorted by their pointers), its pointers then its type, and eos
-at the end.  The three target types differ only in the pointers of an entity:
+and a target is, per entity (in BARTNER's order: first start, then last end, stable), its
+pointers then its type, and eos at the end.  The three target types differ only in the pointers of an entity:
 
 * ``word``: the first BPE of every word of the entity (fragments concatenated; the paper's
   setting);
 * ``span``: first BPE of the first word and last BPE of the last word of every fragment;
 * ``bpe``: every BPE of every word of the entity.
 
-Decoding follows BARTNER's metric: scan up to eos, any index below C+2 closes a tuple, and a
-tuple is kept only when its pointers strictly increase (``span``: non-decreasing and an even
-number).  Positions are then mapped back to words; a pointer on a non-initial BPE counts as
-its word (the model is free to emit one when decoding is not constrained).
+:func:`decode_target` maps a sequence to entities for the *entity-level* metric and for
+prediction files: scan up to eos, a type after >= 1 pointer closes a tuple kept when its
+pointers increase (``span``: non-decreasing and an even number); positions are mapped back to
+words, so a pointer on a non-initial BPE counts as its word and fragments that touch become
+one.  That is more lenient than BARTNER's own counting, which compares the index tuples
+themselves: see :mod:`biobart_fairseq.metrics.bartner_f1`.
 """
 
 SOS, EOS = 0, 1
@@ -56,22 +58,24 @@ def entity_pointers(entity, wp, target_type):
     return ptrs
 
 
+def bartner_order(entities):
+    """Entities in BARTNER's target order: by first start, then by the end of the last
+    fragment (fragments sorted by start), stable, so ties keep the file order."""
+    return sorted(entities, key=lambda e: (e["spans"][0][0], e["spans"][-1][1]))
+
+
 def encode_entities(entities, wp, type_index, target_type):
     """Target indices (without sos, ending with eos) of a sentence's entities.
 
-    ``type_index`` maps a type name to 0..C-1.  Entities are sorted by their pointers (then
-    type), BARTNER's (start, end) order generalised to fragments; identical entities (same
-    type and words) are emitted once.
+    ``type_index`` maps a type name to 0..C-1.  As BARTNER's ``data/pipe.py``: entities in
+    :func:`bartner_order`, fragments as given (sorted by start), and an entity listed twice
+    is emitted twice.
     """
     n_types = len(type_index)
-    tuples = set()
-    for ent in entities:
-        ptrs = entity_pointers(ent, wp, target_type)
-        tuples.add((tuple(ptrs), type_index[ent["type"]]))
     target = []
-    for ptrs, t in sorted(tuples):
-        target.extend(p + n_types + 2 for p in ptrs)
-        target.append(t + 2)
+    for ent in bartner_order(entities):
+        target.extend(p + n_types + 2 for p in entity_pointers(ent, wp, target_type))
+        target.append(type_index[ent["type"]] + 2)
     target.append(EOS)
     return target
 

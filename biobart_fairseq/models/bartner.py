@@ -188,91 +188,138 @@ class BartNerModel(BARTModel):
         ok[:, off:] = ptr
         return ok
 
+    @staticmethod
+    def output_positions(src_lengths, max_len_a, max_len_b):
+        """Indices a hypothesis may have after sos, its eos included, per sentence.
+
+        BARTNER's generator stops its sequences, sos counted, at ``max_length + int(max_len_a *
+        source length)`` (source with ``<s>`` and ``</s>``; the product in float32, as it computes
+        it), the last of them a forced eos: one position fewer after sos.
+        """
+        limit = (src_lengths.float() * max_len_a).long() + max_len_b
+        return (limit - 1).clamp(min=1)
+
     @torch.no_grad()
     def generate(self, src_tokens, src_lengths, word_first, word_last, target_type="word", beam=1,
                  max_len_a=0.6, max_len_b=10, len_penalty=1.0):
-        """Best index sequence (no sos, eos-terminated unless cut at the length limit) per sentence.
+        """Best index sequence (no sos, always eos-terminated) per sentence.
 
-        At most ``max_len_b + max_len_a * source length`` indices are generated (BARTNER's
-        limit); a hypothesis cut there is scored as it stands.  Scores are summed
-        log-probabilities divided by length ** ``len_penalty``.
+        A hypothesis has at most :meth:`output_positions` indices, the last a forced eos, as in
+        BARTNER's generator.  Each step the decoder reads only the newest index
+        (``incremental_state``); the beams live in tensors and the host syncs only to test the stop.
+        Per sentence, the 2k best candidates are read best first: an eos among the k best ends a
+        hypothesis (score: summed log-probabilities / length ** ``len_penalty``, length counting the
+        eos), other candidates fill the k beams; a sentence is done when k hypotheses ended or no
+        beam is left.  Its best ended hypothesis wins, the earlier one on a tie.
         """
-        bsz, s = src_tokens.shape
-        k, off = beam, self.n_types + 2
+        bsz, k = src_tokens.size(0), beam
         encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
         src_feat = self.source_features(encoder_out, src_tokens)
         order = torch.arange(bsz, device=src_tokens.device).repeat_interleave(k)
+        st = _BeamState(self, bsz, k, src_tokens, src_lengths, word_first, word_last, src_feat, order,
+                        self.output_positions(src_lengths, max_len_a, max_len_b), target_type, len_penalty)
         encoder_out = self.encoder.reorder_encoder_out(encoder_out, order)
-        src, feat = src_tokens[order], src_feat[order]
-        ptr_ok = self.pointer_positions(src_tokens, src_lengths)[order]
-        first, last = word_first.to(ptr_ok.device)[order], word_last.to(ptr_ok.device)[order]
-        max_len = (max_len_b + max_len_a * src_lengths.float()).long().clamp(min=1).tolist()
-
-        tokens = torch.full((bsz * k, 1), SOS, dtype=torch.long, device=src.device)
-        scores = torch.full((bsz, k), float("-inf"), device=src.device)
-        scores[:, 0] = 0
-        n_open = torch.zeros(bsz * k, dtype=torch.long, device=src.device)
-        last_ptr = torch.full((bsz * k,), -1, dtype=torch.long, device=src.device)
-        finished = [[] for _ in range(bsz)]
-        done = [False] * bsz
-
-        def finalize(b, score, seq):
-            finished[b].append((score / (len(seq) ** len_penalty), seq))
-
-        for step in range(max(max_len) + 1):  # the last round only finalizes beams cut by the limit
-            for b in range(bsz):
-                if not done[b] and step >= max_len[b]:  # length limit: keep the beams as they are
-                    for j in range(k):
-                        if scores[b, j] > float("-inf"):
-                            finalize(b, scores[b, j].item(), tokens[b * k + j, 1:].tolist())
-                    done[b] = True
-            if all(done):
+        incremental_state = {}
+        check_every = 1 if src_tokens.device.type == "cpu" else 4  # a stop test is a host sync on GPU
+        for step in range(st.n_steps):
+            h, _ = self.decoder(self.decoder_ids(st.tokens, st.src), encoder_out=encoder_out,
+                                incremental_state=incremental_state, features_only=True)
+            lprobs = st.step_lprobs(self.scores(h[:, -1:], st.feat, st.ptr_ok)[:, 0], step)
+            rows = st.advance(lprobs, step)
+            # rows stay within each sentence's block of k beams, whose encoder states are equal:
+            # only the decoder's cached self-attention states need reordering
+            self.decoder.reorder_incremental_state_scripting(incremental_state, rows)
+            if (step + 1) % check_every == 0 and bool(st.done.all()):
                 break
-            h, _ = self.decoder(self.decoder_ids(tokens, src), encoder_out=encoder_out, features_only=True)
-            logits = self.scores(h[:, -1:], feat, ptr_ok)[:, 0]
-            mask = self.allowed(n_open, last_ptr, ptr_ok, first, last, target_type)
-            lprobs = F.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
-            vocab = lprobs.size(1)
-            cand = (scores.view(-1, 1) + lprobs).view(bsz, k * vocab)
-            top_s, top_i = cand.topk(min(2 * k, k * vocab), dim=1)
-            rows, toks, new_scores = [], [], []
-            for b in range(bsz):
-                picks = []
-                if not done[b]:
-                    for rank, (sc, idx) in enumerate(zip(top_s[b].tolist(), top_i[b].tolist())):
-                        if sc == float("-inf"):
-                            break
-                        j, t = divmod(idx, vocab)
-                        if t == EOS:
-                            if rank >= k:  # as fairseq: only an eos among the k best candidates ends a hypothesis
-                                continue
-                            finalize(b, sc, tokens[b * k + j, 1:].tolist() + [EOS])
-                            if len(finished[b]) >= k:
-                                break
-                        else:
-                            picks.append((b * k + j, t, sc))
-                            if len(picks) == k:
-                                break
-                    if len(finished[b]) >= k or not picks:
-                        done[b], picks = True, []
-                while len(picks) < k:  # finished sentence or too few candidates: dead filler beams
-                    picks.append((b * k, SOS, float("-inf")))
-                for r, t, sc in picks:
-                    rows.append(r)
-                    toks.append(t)
-                    new_scores.append(sc)
-            if all(done):
-                break
-            rows_t = torch.tensor(rows, device=src.device)
-            toks_t = torch.tensor(toks, device=src.device)
-            tokens = torch.cat([tokens[rows_t], toks_t[:, None]], dim=1)
-            scores = torch.tensor(new_scores, device=src.device).view(bsz, k)
-            is_ptr = toks_t >= off
-            n_open = torch.where(is_ptr, n_open[rows_t] + 1, torch.zeros_like(n_open))
-            last_ptr = torch.where(is_ptr, toks_t - off, torch.full_like(last_ptr, -1))
-            # rows_t only picks rows within each sentence's block of k beams, whose encoder
-            # states and source features are identical: those need no reordering
-        return [max(f)[1] if f else [] for f in finished]
+        return st.best()
+
+
+class _BeamState:
+    """Tensor bookkeeping of :meth:`BartNerModel.generate`: beams, their constraint state
+    (open pointers, last pointer) and the best ended hypothesis of each sentence."""
+
+    def __init__(self, model, bsz, k, src_tokens, src_lengths, word_first, word_last, src_feat, order, limit,
+                 target_type, len_penalty):
+        dev = src_tokens.device
+        self.model, self.bsz, self.k, self.target_type, self.len_penalty = model, bsz, k, target_type, len_penalty
+        self.off = model.n_types + 2
+        self.src, self.feat = src_tokens[order], src_feat[order]
+        self.ptr_ok = model.pointer_positions(src_tokens, src_lengths)[order]
+        self.first, self.last = word_first.to(dev)[order], word_last.to(dev)[order]
+        self.limit = limit[order]
+        self.n_steps = int(limit.max())  # the one sync before the loop
+        self.tokens = torch.full((bsz * k, 1), SOS, dtype=torch.long, device=dev)
+        self.scores = torch.full((bsz, k), float("-inf"), device=dev)
+        self.scores[:, 0] = 0
+        self.n_open = torch.zeros(bsz * k, dtype=torch.long, device=dev)
+        self.last_ptr = torch.full((bsz * k,), -1, dtype=torch.long, device=dev)
+        self.n_ended = torch.zeros(bsz, dtype=torch.long, device=dev)
+        self.done = torch.zeros(bsz, dtype=torch.bool, device=dev)
+        self.best_score = torch.full((bsz,), float("-inf"), device=dev)
+        self.best_seq = torch.full((bsz, self.n_steps), EOS, dtype=torch.long, device=dev)
+        self.best_len = torch.zeros(bsz, dtype=torch.long, device=dev)
+        self.block = torch.arange(bsz, device=dev)[:, None] * k
+
+    def step_lprobs(self, logits, step):
+        """Log-probabilities restricted to well-formed continuations; eos alone at the limit."""
+        mask = self.model.allowed(self.n_open, self.last_ptr, self.ptr_ok, self.first, self.last, self.target_type)
+        eos_only = torch.zeros_like(mask)
+        eos_only[:, EOS] = True
+        mask = torch.where((self.limit == step + 1)[:, None], eos_only, mask)
+        return F.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+
+    def advance(self, lprobs, step):
+        """One step for every sentence at once; returns the rows the new beams come from."""
+        k, vocab = self.k, lprobs.size(1)
+        cand = (self.scores.view(-1, 1) + lprobs).view(self.bsz, k * vocab)
+        top_s, top_i = cand.topk(min(2 * k, k * vocab), dim=1)
+        beam_of, tok = top_i // vocab, top_i % vocab
+        rank = torch.arange(top_s.size(1), device=top_s.device)[None, :]
+        valid = top_s > float("-inf")
+        is_eos = tok == EOS
+        end = is_eos & valid & (rank < k)  # as fairseq: only an eos among the k best ends a hypothesis
+        pick = ~is_eos & valid
+        # candidates are read best first and reading stops once k hypotheses ended or k beams are filled
+        stop = (end & (self.n_ended[:, None] + end.cumsum(1) >= k)) | (pick & (pick.cumsum(1) == k))
+        read = (stop.cumsum(1) - stop.long()) == 0
+        end, pick = end & read, pick & read
+        self._keep_best(top_s, beam_of, end, step)
+        self.n_ended += end.sum(1)
+        self.done |= (self.n_ended >= k) | ~pick.any(1)
+        return self._fill_beams(top_s, beam_of, tok, pick)
+
+    def _keep_best(self, top_s, beam_of, end, step):
+        norm = torch.where(end, top_s / float(step + 1) ** self.len_penalty, torch.full_like(top_s, float("-inf")))
+        best, _ = norm.max(1)
+        rank = torch.arange(norm.size(1), device=norm.device)[None, :]
+        at = torch.where(end & (norm == best[:, None]), rank, norm.size(1)).min(1).values.clamp(max=norm.size(1) - 1)
+        better = best > self.best_score
+        row = self.block[:, 0] + beam_of.gather(1, at[:, None])[:, 0]
+        seq = torch.cat([self.tokens[row, 1:], torch.full_like(row[:, None], EOS)], dim=1)
+        self.best_seq[:, : step + 1] = torch.where(better[:, None], seq, self.best_seq[:, : step + 1])
+        self.best_len = torch.where(better, torch.full_like(self.best_len, step + 1), self.best_len)
+        self.best_score = torch.where(better, best, self.best_score)
+
+    def _fill_beams(self, top_s, beam_of, tok, pick):
+        k = self.k
+        slot = torch.where(pick, pick.cumsum(1) - 1, torch.full_like(tok, k))  # slot k: discarded
+        src_beam = torch.zeros(self.bsz, k + 1, dtype=torch.long, device=tok.device).scatter(1, slot, beam_of)
+        new_tok = torch.full((self.bsz, k + 1), SOS, dtype=torch.long, device=tok.device).scatter(1, slot, tok)
+        new_s = torch.full((self.bsz, k + 1), float("-inf"), device=tok.device).scatter(1, slot, top_s)
+        # a finished sentence keeps k dead beams (score -inf): they never produce a candidate
+        new_s = torch.where(self.done[:, None], float("-inf"), new_s[:, :k])
+        rows = (self.block + src_beam[:, :k]).view(-1)
+        new_tok = new_tok[:, :k].reshape(-1)
+        self.tokens = torch.cat([self.tokens[rows], new_tok[:, None]], dim=1)
+        self.scores = new_s
+        is_ptr = new_tok >= self.off
+        self.n_open = torch.where(is_ptr, self.n_open[rows] + 1, torch.zeros_like(self.n_open))
+        self.last_ptr = torch.where(is_ptr, new_tok - self.off, torch.full_like(self.last_ptr, -1))
+        return rows
+
+    def best(self):
+        lens = self.best_len.tolist()
+        return [seq[:n] for seq, n in zip(self.best_seq.tolist(), lens)]
 
 
 def _bartner_defaults(args):

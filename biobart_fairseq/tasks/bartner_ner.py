@@ -12,9 +12,11 @@ leading space, as BART's tokenizer with ``add_prefix_space=True``), so the same 
 serves every target type.  The dictionary gets ``<mask>`` (so it matches a
 denoising-pretrained checkpoint row for row) and one ``<<type>>`` token per entity type.
 
-Validation also decodes (greedy unless ``--eval-beam``) and logs ``ner_f1`` (entity-level
-micro F1 by exact match), so ``--best-checkpoint-metric ner_f1
---maximize-best-checkpoint-metric`` keeps the best dev epoch, as BARTNER reports.
+Validation also decodes (greedy unless ``--eval-beam``) and logs ``ner_f1``, micro F1 counted
+as BARTNER's evaluation counts it (``--eval-metric bartner``, the default: index tuples, see
+:mod:`biobart_fairseq.metrics.bartner_f1`) or by entities (``--eval-metric entity``: same type
+and same words), so ``--best-checkpoint-metric ner_f1 --maximize-best-checkpoint-metric`` keeps
+the best dev epoch, as BARTNER reports.
 """
 
 import json
@@ -32,7 +34,10 @@ from ..data.ner_dataset import NerDataset, encode_sentence, word_encoder
 from ..data.ner_formats import read_jsonl
 from ..data.ner_targets import TARGET_TYPES, decode_target
 from ..data.word_starts import load_bpe_info
+from ..metrics.bartner_f1 import BartnerCounts, gold_tuples, predicted_tuples
 from ..metrics.entity_f1 import EntityCounts
+
+NER_METRICS = ("bartner", "entity")
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +55,17 @@ class BartNerConfig(FairseqDataclass):
     max_target_positions: int = field(default=1024, metadata={"help": "longest target (indices incl. eos)"})
     eval_f1: bool = field(default=True, metadata={"help": "decode the validation set and log ner_f1"})
     eval_beam: int = field(default=1, metadata={"help": "beam size of the validation decoding (BARTNER: greedy)"})
-    max_len_a: float = field(default=0.6, metadata={"help": "decode at most max_len_b + max_len_a * source length indices"})
-    max_len_b: int = field(default=10, metadata={"help": "see --max-len-a"})
+    eval_metric: ChoiceEnum(NER_METRICS) = field(
+        default="bartner",
+        metadata={"help": "ner_f1 of the validation: bartner = BARTNER's counting of index tuples (compare with "
+                          "the paper), entity = same type and same words"},
+    )
+    max_len_a: float = field(
+        default=0.6,
+        metadata={"help": "as BARTNER's generator: a hypothesis, sos and eos counted, has at most max_len_b + "
+                          "int(max_len_a * source length) indices, the last a forced eos"},
+    )
+    max_len_b: int = field(default=10, metadata={"help": "see --max-len-a (BARTNER's max_length)"})
 
 
 def type_token(name):
@@ -130,17 +144,22 @@ class BartNerTask(FairseqTask):
 
     # ------------------------------------------------------------------ decoding
 
-    def decode_batch(self, model, sample, examples, beam=None, max_len_a=None, max_len_b=None):
-        """Predicted entities (canonical dicts) for the sentences of a collated batch."""
+    def generate_batch(self, model, sample, beam=None, max_len_a=None, max_len_b=None):
+        """Predicted index sequences (after sos, eos-ended) for the sentences of a collated batch."""
         net = sample["net_input"]
-        seqs = model.generate(net["src_tokens"], net["src_lengths"], sample["word_first"], sample["word_last"],
+        return model.generate(net["src_tokens"], net["src_lengths"], sample["word_first"], sample["word_last"],
                               target_type=self.cfg.target_type, beam=beam or self.cfg.eval_beam,
                               max_len_a=self.cfg.max_len_a if max_len_a is None else max_len_a,
                               max_len_b=self.cfg.max_len_b if max_len_b is None else max_len_b)
+
+    def decode_batch(self, model, sample, examples, beam=None, max_len_a=None, max_len_b=None):
+        """Predicted entities (canonical dicts) for the sentences of a collated batch."""
+        seqs = self.generate_batch(model, sample, beam, max_len_a, max_len_b)
         return [decode_target(seq, ex["wp"], self.types, self.cfg.target_type) for seq, ex in zip(seqs, examples)]
 
     def predict(self, model, sentences, beam=1, max_len_a=None, max_len_b=None, batch_size=32):
-        """Canonical sentences with their ``entities`` replaced by the model's predictions."""
+        """Canonical sentences with their ``entities`` replaced by the model's predictions and
+        ``bartner`` = {"target_type", "seq": the predicted index sequence} for BARTNER's counting."""
         import torch
 
         model.eval()
@@ -155,22 +174,35 @@ class BartNerTask(FairseqTask):
             if device.type == "cuda":
                 sample = utils.move_to_cuda(sample, device=device)
             with torch.no_grad():
-                preds = self.decode_batch(model, sample, [examples[j] for j in ids], beam, max_len_a, max_len_b)
-            for j, ents in zip(ids, preds):
-                out[j] = {**sentences[j], "entities": ents}
+                seqs = self.generate_batch(model, sample, beam, max_len_a, max_len_b)
+            for j, seq in zip(ids, seqs):
+                ents = decode_target(seq, examples[j]["wp"], self.types, self.cfg.target_type)
+                out[j] = {**sentences[j], "entities": ents,
+                          "bartner": {"target_type": self.cfg.target_type, "seq": seq}}
         return out
+
+    def count_bartner(self, counts, examples, seqs):
+        """Add a batch to :class:`BartnerCounts`: gold tuples from the encoded targets."""
+        n_types = len(self.types)
+        for ex, seq in zip(examples, seqs):
+            counts.add_sentence(gold_tuples(ex["target"], n_types), predicted_tuples(seq, n_types, self.cfg.target_type),
+                                ex.get("truncated_entities", 0))
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.cfg.eval_f1:
             examples = sample["ner_examples"]
-            preds = self.decode_batch(model, sample, examples)
-            counts = EntityCounts()
-            for ex, pred in zip(examples, preds):
-                counts.add_sentence(ex["entities"], pred)
-            logging_output["_ner_tp"] = sum(counts.tp.values())
-            logging_output["_ner_pred"] = sum(counts.pred.values())
-            logging_output["_ner_gold"] = sum(counts.gold.values())
+            seqs = self.generate_batch(model, sample)
+            if self.cfg.eval_metric == "bartner":
+                counts = BartnerCounts(self.types)
+                self.count_bartner(counts, examples, seqs)
+                tp, pred, gold = counts.totals()
+            else:
+                counts = EntityCounts()
+                for ex, seq in zip(examples, seqs):
+                    counts.add_sentence(ex["entities"], decode_target(seq, ex["wp"], self.types, self.cfg.target_type))
+                tp, pred, gold = (sum(c.values()) for c in (counts.tp, counts.pred, counts.gold))
+            logging_output.update(_ner_tp=tp, _ner_pred=pred, _ner_gold=gold)
         return loss, sample_size, logging_output
 
     def reduce_metrics(self, logging_outputs, criterion):
