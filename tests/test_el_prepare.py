@@ -252,3 +252,20 @@ def test_ncbi_genbioel_counts_and_queries(tmp_path):
     assert sum("|" in q for q in queries) == c["test_composites_resolved"]
     state = json.loads((out / "genbioel.json").read_text())
     assert state["dataset"] == "ncbi" and len(state["synonyms"]["test"]) > len(state["synonyms"]["dev"]) > 5000
+
+
+def test_genbioel_window_and_query_by_hand():
+    def mention(text, ment="MENT", query=None):
+        i = text.index(ment)
+        return F.Mention("1", text, i, i + len(ment), ment, ["X"], query)
+
+    # 12 words > 6: both sides longer than 3 -> 3 words a side (mention and markers not counted)
+    m = mention("a b c d MENT e f g h i j k", query="breast cancer|ovarian cancer")
+    assert prepare_el.make_source_genbioel(m, 6) == "b c d START breast cancer END e f g"
+    assert prepare_el.make_prefix(m) == "breast cancer is"  # the first phrase of a resolved composite
+    # left side short: kept whole, the right side fills up to 6 context words
+    assert prepare_el.make_source_genbioel(mention("a MENT b c d e f g h"), 6) == "a START ment END b c d e f"
+    # right side short: kept whole, the left side fills up
+    assert prepare_el.make_source_genbioel(mention("a b c d e f g MENT h"), 6) == "c d e f g START ment END h"
+    # at most 6 words in all: the whole text
+    assert prepare_el.make_source_genbioel(mention("x MENT &amp; y"), 6) == "x START ment END & y"
