@@ -1,5 +1,6 @@
 """Samples/s of biomed_denoising's noise vs fairseq's stock DenoisingDataset, same blocks,
-same process, same settings (30 % whole-word span masking, Poisson(3), one <mask> per span).
+same process, same settings (30 % whole-word span masking, Poisson(3), one <mask> per span);
+and of ``--noise-style biobart-code`` (the released BioBART code's noise) on the same blocks.
 
     python benchmarks/noise_throughput.py [DATA_BIN]
 
@@ -60,10 +61,19 @@ def main():
         targets = [ours[i]["target"] for i in range(n)]
         stock_rate = rate(lambda i: stock.add_whole_word_mask(targets[i].clone(), 0.3), n)
         ours_rate = rate(lambda i: ours[i], n)
+        code_cfg = OmegaConf.structured(BiomedDenoisingConfig(data=data, seed=1, dataset_impl="mmap",
+                                                              noise_style="biobart-code"))
+        code_task = BiomedDenoisingTask.setup_task(code_cfg)
+        code_task.load_dataset("train")
+        code = code_task.datasets["train"]
+        code_rate = rate(lambda i: code[i], n)
+        print(f"machine: {os.cpu_count()} CPU cores; one process")
         print(f"{n} samples, mean length {sum(map(len, targets)) / n:.0f} tokens")
         print(f"fairseq DenoisingDataset masking : {stock_rate:8.0f} samples/s")
         print(f"biomed_denoising full __getitem__: {ours_rate:8.0f} samples/s")
+        print(f"  --noise-style biobart-code     : {code_rate:8.0f} samples/s")
         print(f"ratio (ours / stock)             : {ours_rate / stock_rate:8.2f}")
+        print(f"ratio (biobart-code / stock)     : {code_rate / stock_rate:8.2f}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ Why not fairseq's ``DenoisingDataset`` as it is:
   from numpy seeded with ``(seed, epoch, index)``: a sample's noise is a pure function
   of those three numbers.
 
+* **Released-code noise** (``noise_style="biobart-code"``): the noise BioBART's released
+  checkpoints were actually trained with, see :mod:`biobart_fairseq.data.biobart_code_noise`;
+  it replaces all of the above (no permutation, rotation or insertion).
+
 Everything else (batching, collation, rotation) is fairseq's.
 """
 
@@ -26,7 +30,9 @@ import math
 
 import numpy as np
 import torch
-from fairseq.data import DenoisingDataset, data_utils
+from fairseq.data import BaseWrapperDataset, DenoisingDataset, data_utils
+
+from .biobart_code_noise import biobart_code_noise
 
 
 def poisson_span_lengths(rng, budget, lam, max_len=128):
@@ -47,6 +53,27 @@ def poisson_span_lengths(rng, budget, lam, max_len=128):
     return np.asarray(lengths, dtype=np.int64)
 
 
+class DropLastTokenDataset(BaseWrapperDataset):
+    """Lines without their final ``</s>``, with exact sizes.
+
+    fairseq's ``StripTokenDataset`` reports the unstripped sizes, which ``TokenBlockDataset``
+    would then slice by; here the sizes are one less, as the items are.
+    """
+
+    def __getitem__(self, index):
+        return self.dataset[index][:-1]
+
+    @property
+    def sizes(self):
+        return self.dataset.sizes - 1
+
+    def num_tokens(self, index):
+        return self.dataset.num_tokens(index) - 1
+
+    def size(self, index):
+        return self.dataset.size(index) - 1
+
+
 class SentenceInfillingDataset(DenoisingDataset):
     """Noised BART samples from blocks that still carry one ``</s>`` per sentence.
 
@@ -59,6 +86,9 @@ class SentenceInfillingDataset(DenoisingDataset):
             sentence always counts as a word start.
         max_tokens: maximum sample length including ``<s>`` and ``</s>``
             (``--tokens-per-sample``); longer single sentences are truncated.
+        noise_style: ``"paper"`` (BART text infilling and the options above) or
+            ``"biobart-code"`` (the released pretraining code's noise, with
+            ``token_noising_prob`` and ``poisson_lambda``; the other noise options unused).
     """
 
     def __init__(
@@ -79,6 +109,8 @@ class SentenceInfillingDataset(DenoisingDataset):
         mask_length,
         poisson_lambda,
         shuffle=True,
+        noise_style="paper",
+        token_noising_prob=0.1,
     ):
         self.max_content = max_tokens - 2
         sizes = self._exact_sizes(blocks, self.max_content)
@@ -102,6 +134,10 @@ class SentenceInfillingDataset(DenoisingDataset):
         )
         self.span_poisson = mask_length == "span-poisson"
         self.poisson_lambda = poisson_lambda
+        if noise_style not in ("paper", "biobart-code"):
+            raise ValueError(f"noise_style must be 'paper' or 'biobart-code', got {noise_style!r}")
+        self.noise_style = noise_style
+        self.token_noising_prob = token_noising_prob
 
     @staticmethod
     def _exact_sizes(blocks, max_content):
@@ -113,6 +149,13 @@ class SentenceInfillingDataset(DenoisingDataset):
         markers = index[:, 2] - index[:, 0] + 1
         content = np.asarray(blocks.sizes, dtype=np.int64) - markers
         return np.minimum(content, max_content) + 2
+
+    def set_epoch(self, epoch, **unused):
+        super().set_epoch(epoch)
+        # TokenBlockDataset does not pass the epoch on; --shorten-method random_crop needs it
+        lines = getattr(self.dataset, "dataset", None)
+        if hasattr(lines, "set_epoch"):
+            lines.set_epoch(epoch)
 
     # -- sample construction --------------------------------------------------------
     def sentences(self, index):
@@ -135,21 +178,28 @@ class SentenceInfillingDataset(DenoisingDataset):
             bos = torch.tensor([self.vocab.bos()])
             eos = torch.tensor([self.eos])
             target = torch.cat([bos] + sents + [eos])
-
-            order = list(range(len(sents)))
-            if self.permute_sentence_ratio > 0 and len(sents) > 1:
-                order = self._permuted_order(rng, len(sents), self.permute_sentence_ratio)
-            body = torch.cat([sents[i] for i in order]) if sents else torch.zeros(0, dtype=torch.long)
-            starts = self._word_starts(body, [len(sents[i]) for i in order])
-
-            if self.mask_ratio > 0 and len(body) > 0:
-                body = self._infill(rng, body, starts)
-            if self.insert_ratio > 0:
-                body = self._insert(rng, body, self.insert_ratio)
-            source = torch.cat([bos, body, eos])
-            if self.rotate_ratio > 0.0 and rng.random() < self.rotate_ratio:
-                source = self.add_rolling_noise(source)  # fairseq's; draws from numpy
+            if self.noise_style == "biobart-code":
+                body = biobart_code_noise(rng, sents, self.mask_idx, self.token_noising_prob, self.poisson_lambda)
+                source = torch.cat([bos, body, eos])
+            else:
+                source = self._paper_noise(rng, sents, bos, eos)
         return {"id": index, "source": source, "target": target}
+
+    def _paper_noise(self, rng, sents, bos, eos):
+        order = list(range(len(sents)))
+        if self.permute_sentence_ratio > 0 and len(sents) > 1:
+            order = self._permuted_order(rng, len(sents), self.permute_sentence_ratio)
+        body = torch.cat([sents[i] for i in order]) if sents else torch.zeros(0, dtype=torch.long)
+        starts = self._word_starts(body, [len(sents[i]) for i in order])
+
+        if self.mask_ratio > 0 and len(body) > 0:
+            body = self._infill(rng, body, starts)
+        if self.insert_ratio > 0:
+            body = self._insert(rng, body, self.insert_ratio)
+        source = torch.cat([bos, body, eos])
+        if self.rotate_ratio > 0.0 and rng.random() < self.rotate_ratio:
+            source = self.add_rolling_noise(source)  # fairseq's; draws from numpy
+        return source
 
     @staticmethod
     def _permuted_order(rng, n, p):

@@ -15,26 +15,41 @@ Differences from fairseq's ``denoising`` task (why this task exists):
   BPE (the stock one is a no-op unless the BPE is GPT-2, fairseq #3803);
 * spans do not overlap, so ``--mask 0.3`` really masks 30 % of the words;
 * the noise of a sample depends only on (seed, epoch, index), which makes resumed runs
-  replay exactly.
+  replay exactly;
+* ``--noise-style biobart-code`` gives the noise BioBART's released checkpoints were
+  actually trained with (:mod:`biobart_fairseq.data.biobart_code_noise`), for continuing
+  pretraining exactly as they were.
+
+Only the split loader (``_load_dataset_split``) and the dataset class differ from the stock
+task; the stock flags keep their meaning (``--shorten-method``/``--shorten-data-split-list``
+shorten long lines, ``--dataset-impl``, several ``DATA`` paths rotated by epoch), and a flag
+that would do nothing is refused with a message instead of being ignored.
 
 See :mod:`biobart_fairseq.data.infilling_dataset` for the details.
 """
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
 
 from fairseq import utils
-from fairseq.data import TokenBlockDataset, data_utils
+from fairseq.data import AppendTokenDataset, TokenBlockDataset, data_utils
+from fairseq.data.shorten_dataset import maybe_shorten_dataset
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.denoising import MASK_LENGTH_CHOICES, DenoisingConfig, DenoisingTask
 
-from ..data.infilling_dataset import SentenceInfillingDataset
+from ..data.infilling_dataset import DropLastTokenDataset, SentenceInfillingDataset
 from ..data.word_starts import load_bpe_info, word_start_table
 
 logger = logging.getLogger(__name__)
 
 SENTENCE_ALIGNED_BREAK_MODES = ("complete_doc", "complete", "eos")
+NOISE_STYLE_CHOICES = ChoiceEnum(["paper", "biobart-code"])
+# Noise options that --noise-style biobart-code does not use (it has its own rate,
+# --token-noising-prob, and shares only --poisson-lambda): setting one is an error.
+PAPER_ONLY_OPTIONS = ("mask", "mask_length", "mask_random", "replace_length", "insert", "rotate", "permute_sentences")
 
 
 @dataclass
@@ -64,6 +79,23 @@ class BiomedDenoisingConfig(DenoisingConfig):
     tokens_per_sample: int = field(
         default=512, metadata={"help": "maximum tokens per sample incl. <s> and </s> (paper: 512)"}
     )
+    noise_style: NOISE_STYLE_CHOICES = field(
+        default="paper",
+        metadata={
+            "help": "paper: BART text infilling as the paper describes it (--mask of the words in "
+            "Poisson(--poisson-lambda) spans); biobart-code: the noise BioBART's released checkpoints "
+            "were trained with (GanjinZero/BioBART pretrain_src/dataloader.py): each subword of a "
+            "sentence starts, with probability --token-noising-prob, a Poisson(--poisson-lambda) span "
+            "replaced by one <mask> (length 0: a <mask> inserted after it), spans end at the sentence end"
+        },
+    )
+    token_noising_prob: float = field(
+        default=0.1,
+        metadata={
+            "help": "--noise-style biobart-code: probability that a visited subword starts a span "
+            "(the released code's --token_nosing_prob, run with 0.1)"
+        },
+    )
     bpe_info: str = field(
         default="",
         metadata={
@@ -82,10 +114,11 @@ class BiomedDenoisingTask(DenoisingTask):
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
         self._word_starts = None
+        check_noise_options(cfg)
 
     def word_starts(self):
-        if self.cfg.mask_length == "subword":
-            return None
+        if self.cfg.mask_length == "subword" or self.cfg.noise_style == "biobart-code":
+            return None  # both work on subwords: no BPE record needed
         if self._word_starts is None:
             path = self.cfg.bpe_info or os.path.join(utils.split_paths(self.cfg.data)[0], "bpe.json")
             info = load_bpe_info(path)
@@ -96,20 +129,32 @@ class BiomedDenoisingTask(DenoisingTask):
             )
         return self._word_starts
 
-    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+    def _load_dataset_split(self, split, epoch, combine):
+        """Sentence-aligned blocks of raw lines, each line still ending in its ``</s>``.
+
+        The stock loader strips every ``</s>`` and packs blocks without regard to lines; here
+        the ``</s>`` marks the sentence end (an empty line, just ``</s>``, separates
+        documents).  ``--shorten-method`` applies, as in the stock loader, to single lines
+        before blocking, but shortens a line's text to ``--tokens-per-sample - 2`` (what a
+        sample holds besides ``<s>`` and ``</s>``) and keeps its ``</s>``.
+        """
         if self.cfg.sample_break_mode not in SENTENCE_ALIGNED_BREAK_MODES:
             raise ValueError(
                 f"biomed_denoising needs sentence-aligned blocks; --sample-break-mode must be "
                 f"one of {', '.join(SENTENCE_ALIGNED_BREAK_MODES)}, got {self.cfg.sample_break_mode!r}"
             )
         paths = utils.split_paths(self.cfg.data)
-        data_path = paths[(epoch - 1) % len(paths)]
-        split_path = os.path.join(data_path, split)
+        split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
         lines = data_utils.load_indexed_dataset(split_path, self.dictionary, self.cfg.dataset_impl, combine=combine)
         if lines is None:
             raise FileNotFoundError(f"Dataset not found: {split} ({split_path}.bin/.idx)")
-        # Keep each line's </s>: it marks the sentence end.  An empty line (size 1, just
-        # </s>) separates documents.
+        n_lines = len(lines)
+        shortened = maybe_shorten_dataset(
+            DropLastTokenDataset(lines), split, self.cfg.shorten_data_split_list,
+            self.cfg.shorten_method, self.cfg.tokens_per_sample - 2, self.cfg.seed,
+        )
+        if not isinstance(shortened, DropLastTokenDataset):  # this split is shortened
+            lines = AppendTokenDataset(shortened, self.dictionary.eos())
         blocks = TokenBlockDataset(
             lines,
             lines.sizes,
@@ -119,6 +164,11 @@ class BiomedDenoisingTask(DenoisingTask):
             break_mode=self.cfg.sample_break_mode,
             document_sep_len=1,
         )
+        logger.info("%s: %d blocks from %d lines (%s)", split, len(blocks), n_lines, split_path)
+        return blocks
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        blocks = self._load_dataset_split(split, epoch, combine)
         self.datasets[split] = SentenceInfillingDataset(
             blocks,
             self.dictionary,
@@ -135,7 +185,29 @@ class BiomedDenoisingTask(DenoisingTask):
             mask_length=self.cfg.mask_length,
             poisson_lambda=self.cfg.poisson_lambda,
             shuffle=bool(self.cfg.shuffle_instance),
+            noise_style=self.cfg.noise_style,
+            token_noising_prob=self.cfg.token_noising_prob,
         )
-        logger.info(
-            "%s: %d samples from %d lines (%s)", split, len(self.datasets[split]), len(lines), split_path
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def check_noise_options(cfg):
+    """Refuse options that would be accepted and silently do nothing."""
+    if cfg.permute:
+        # DenoisingConfig declares --permute, but no fairseq dataset reads it
+        raise ValueError("--permute (subword permutation) is not implemented by fairseq's denoising data; "
+                         "use --permute-sentences for sentence permutation")
+    if not 0.0 <= cfg.token_noising_prob <= 1.0:
+        raise ValueError(f"--token-noising-prob must be in [0, 1], got {cfg.token_noising_prob}")
+    if cfg.noise_style != "biobart-code":
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(BiomedDenoisingConfig)}
+    changed = [name for name in PAPER_ONLY_OPTIONS if getattr(cfg, name) != defaults[name]]
+    if changed:
+        raise ValueError(
+            f"{_flag(changed[0])} has no effect with --noise-style biobart-code, which draws its noise "
+            "from --token-noising-prob and --poisson-lambda only; remove it or use --noise-style paper"
         )
