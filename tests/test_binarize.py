@@ -1,6 +1,7 @@
 """biobart-binarize: both BPEs, blank document separators kept, text recoverable."""
 
 import json
+import re
 
 import pytest
 from fairseq.data import Dictionary, data_utils
@@ -110,3 +111,101 @@ def test_seq2seq_gpt2_pairs_decode_back(tmp_path):
             got = [encoder.decode([int(d[t]) for t in ds[i][:-1].tolist()]) for i in range(len(ds))]
             assert got == [r[col] for r in rows]
             assert all(ds[i][-1] == d.eos() and d.bos() not in ds[i].tolist() for i in range(len(ds)))
+
+
+# --- --shards N ---------------------------------------------------------------------------
+
+
+def decoded_items(folder, split, encoder):
+    d, lines = read_lines(folder, split)
+    return [encoder.decode([int(d[t]) for t in line[:-1]]) for line in lines]
+
+
+def test_shards_round_robin_documents_same_dictionary(tmp_path):
+    enc_json, vocab_bpe, dict_txt = tiny_gpt2_files(tmp_path)
+    docs = [[f"Cell {i} died.", f"The cell {i} fell.", "Cells were fixed."][: 1 + i % 3] for i in range(8)]
+    write_docs(tmp_path / "train.txt", docs)
+    write_docs(tmp_path / "valid.txt", docs[:2])
+    out = tmp_path / "bin"
+    assert binarize.main(["--train", str(tmp_path / "train.txt"), "--valid", str(tmp_path / "valid.txt"),
+                          "-o", str(out), "--bpe", "gpt2", "--encoder-json", str(enc_json), "--vocab-bpe",
+                          str(vocab_bpe), "--dict", str(dict_txt), "--workers", "2", "--shards", "3"]) == 0
+    encoder = get_encoder(str(enc_json), str(vocab_bpe))
+    for k in range(3):
+        shard = out / f"shard{k}"
+        # documents k, k+3, k+6 in order, later sentences with GPT-2's leading space, one
+        # separator item (empty line) between documents and none after the last
+        expected = []
+        for doc in docs[k::3]:
+            expected += ([""] if expected else []) + [doc[0]] + [" " + s for s in doc[1:]]
+        assert decoded_items(shard, "train", encoder) == expected
+        assert decoded_items(shard, "valid", encoder) == [docs[0][0], "", docs[1][0], " " + docs[1][1]]
+        assert (shard / "dict.txt").read_bytes() == (out / "shard0" / "dict.txt").read_bytes()
+        assert json.loads((shard / "bpe.json").read_text())["type"] == "gpt2"
+        assert (shard / "encoder.json").exists() and (shard / "vocab.bpe").exists()
+    # dict.txt is the given dictionary, as fairseq-preprocess would write it
+    assert Dictionary.load(str(out / "shard1" / "dict.txt")).symbols == Dictionary.load(str(dict_txt)).symbols
+
+
+def test_streaming_writer_equals_fairseq_builder(tmp_path):
+    """The constant-memory writer produces the same .bin/.idx bytes as fairseq's own
+    MMapIndexedDatasetBuilder, for a small and a large (uint32) vocabulary, across index blocks."""
+    import numpy as np
+    import torch
+    from fairseq.data import indexed_dataset
+
+    rng = np.random.default_rng(0)
+    for vocab in (500, 70000):
+        items = [rng.integers(0, vocab, size=rng.integers(1, 9)) for _ in range(2500)]
+        ours = binarize.StreamingIndexedDataset(str(tmp_path / f"ours{vocab}"), vocab)
+        for start in range(0, len(items), 700):
+            chunk = items[start : start + 700]
+            ours.add_items(np.concatenate(chunk), np.array([len(i) for i in chunk]))
+        ours.close()
+        theirs = indexed_dataset.make_builder(str(tmp_path / f"theirs{vocab}.bin"), "mmap", vocab_size=vocab)
+        for item in items:
+            theirs.add_item(torch.from_numpy(item))
+        theirs.finalize(str(tmp_path / f"theirs{vocab}.idx"))
+        for ext in ("bin", "idx"):
+            assert (tmp_path / f"ours{vocab}.{ext}").read_bytes() == (tmp_path / f"theirs{vocab}.{ext}").read_bytes()
+        assert not (tmp_path / f"ours{vocab}.sizes.tmp").exists()
+
+
+def test_index_assembled_in_blocks(tmp_path, monkeypatch):
+    """Pointers stay right when the index is assembled over several blocks."""
+    import numpy as np
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+
+    monkeypatch.setattr(binarize, "_IDX_BLOCK", 3)
+    writer = binarize.StreamingIndexedDataset(str(tmp_path / "d"), 100)
+    sizes = np.array([2, 5, 1, 3, 4, 1, 2])
+    writer.add_items(np.arange(sizes.sum()) % 100, sizes)
+    writer.close()
+    ds = MMapIndexedDataset(str(tmp_path / "d"))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    assert [ds[i].tolist() for i in range(len(ds))] == [list(range(s, s + n)) for s, n in zip(starts, sizes)]
+
+
+def test_three_shards_rotate_by_epoch_in_biomed_denoising(tmp_path, pubmed_text, pubmed_bin):
+    """fairseq-train DATA/shard0:shard1:shard2 with biomed_denoising reads a different shard
+    in each epoch (tasks/biomed_denoising: path (epoch - 1) % 3) and trains across them."""
+    from conftest import run, tiny_train_cmd
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+
+    text = (pubmed_text / "train.txt").read_text(encoding="utf-8").split("\n\n")
+    (tmp_path / "train.txt").write_text("\n\n".join(text[:30]) + "\n", encoding="utf-8")
+    out = tmp_path / "bin"
+    assert binarize.main(["--train", str(tmp_path / "train.txt"), "--valid", str(pubmed_text / "valid.txt"),
+                          "-o", str(out), "--spm-model", str(pubmed_bin / "spm.model"), "--workers", "2",
+                          "--shards", "3"]) == 0
+    shards = [out / f"shard{k}" for k in range(3)]
+    data = ":".join(str(s) for s in shards)
+    res = run(tiny_train_cmd(data, tmp_path / "save", "--max-epoch", "3", "--no-save", "--disable-validation",
+                             max_update=1000))
+    assert res.returncode == 0, res.stdout[-3000:]
+    loaded = re.findall(r"train: (\d+) (?:samples|blocks) from (\d+) lines \((.*)\)", res.stdout)
+    # epochs 1, 2, 3 (fairseq also loads epoch 4's shard before it stops)
+    assert [path for _, _, path in loaded[:3]] == [str(s / "train") for s in shards]
+    for (_, lines, _), shard in zip(loaded, shards):
+        assert int(lines) == len(MMapIndexedDataset(str(shard / "train")))  # 10 documents each
+    assert "end of epoch 3" in res.stdout
