@@ -269,3 +269,11 @@ def test_genbioel_window_and_query_by_hand():
     assert prepare_el.make_source_genbioel(mention("a b c d e f g MENT h"), 6) == "c d e f g START ment END h"
     # at most 6 words in all: the whole text
     assert prepare_el.make_source_genbioel(mention("x MENT &amp; y"), 6) == "x START ment END & y"
+
+
+def test_cometa_errors_name_file_lines(tmp_path):
+    f = tmp_path / "test.csv"
+    # a blank line before the bad row: its file line is 4, its row number 2
+    f.write_text("ID\tTerm\tGeneral SNOMED ID\tExample\n7\tHeadache\t25064002\tbad headache\n\n8\t\t1\tno term\n")
+    recs = list(F.read_cometa(f))
+    assert isinstance(recs[0], F.Mention) and isinstance(recs[1], F.BadRecord) and recs[1].line == 4
