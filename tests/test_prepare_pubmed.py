@@ -459,6 +459,113 @@ def test_reader_memory_stays_flat(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# resuming after SIGKILL
+
+
+def test_sigkill_then_rerun_skips_finished_files_and_gives_identical_output(tmp_path, capsys):
+    """A run killed (SIGKILL) after its first file is complete, started again with the same
+    arguments, reuses that file's shard and writes byte-identical output.  The second input is
+    a FIFO during the first run, so the kill lands while that file is being read, at a known
+    point, without timing assumptions."""
+    import multiprocessing
+    import signal
+    import time
+
+    first = write(tmp_path / "a.xml", [simple(i) for i in range(1, 40)])
+    third = write(tmp_path / "c.xml", [simple(2, "newer"), simple(90)], deletes=[5])
+    second_records = [simple(i, "second") for i in range(40, 60)]
+    second = tmp_path / "b.xml"
+    os.mkfifo(second)
+    inputs = [first, second, third]
+    out = tmp_path / "out"
+    args = [str(p) for p in inputs] + ["-o", str(out), "--no-progress", "--workers", "1", "--valid-docs", "3"]
+    child = multiprocessing.get_context("fork").Process(target=main, args=(args,))
+    child.start()
+    deadline = time.monotonic() + 60
+    while not (out / ".tmp" / "000000.json").exists():
+        assert child.is_alive() and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    assert not (out / "train.txt").exists() and not (out / ".tmp" / "000001.json").exists()
+    shard_text = (out / ".tmp" / "000000.txt").read_bytes()
+    # The first file changes on disk but keeps its size and time stamp: if the rerun parsed it
+    # again, its documents would change; a reused shard keeps the original text.
+    stat = first.stat()
+    first.write_bytes(first.read_bytes().replace(b"Title 1 alpha", b"Title 1 omega"))
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.remove(second)
+    write(second, second_records)
+
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "resumed: 1 of 3 files" in capsys.readouterr().err
+    assert not (out / ".tmp").exists()
+    assert b"Title 1 alpha." in shard_text
+    reference = tmp_path / "reference"
+    write(tmp_path / "a_orig.xml", [simple(i) for i in range(1, 40)])
+    assert run([tmp_path / "a_orig.xml", second, third], reference, "--valid-docs", "3") == 0
+    for name in ("train.txt", "valid.txt", "train.pmids", "valid.pmids"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    output = read_output(out)
+    assert output["train"].get("1", output["valid"].get("1"))[0] == "Title 1 alpha."
+    assert len(output["train"]) + len(output["valid"]) == 39 + 20 + 1 - 1  # 5 deleted, 90 added
+
+
+def test_changed_input_is_parsed_again(tmp_path):
+    """A shard is reused only for an unchanged file (same path, size and time stamp)."""
+    path = write(tmp_path / "a.xml", [simple(1), simple(2)])
+    out = tmp_path / "out"
+    shard_dir = out / ".tmp"
+    shard_dir.mkdir(parents=True)
+    stale = prepare_pubmed.process_file((0, str(path), str(shard_dir), False, "rules"))
+    assert stale["articles"] == 2
+    write(path, [simple(1), simple(2), simple(3)])  # new size
+    assert run([path], out, "--valid-docs", "0") == 0
+    assert read_output(out)["train_order"] == ["1", "2", "3"]
+
+
+# --------------------------------------------------------------------------------------------
+# record scanner
+
+
+def test_scanner_reads_only_the_citation_part(tmp_path):
+    """PMIDs, titles and abstracts after </MedlineCitation> (comments/corrections, references)
+    are not taken for the record's own; OtherAbstract is not the abstract; <Abstract/> is empty."""
+    record = (
+        '<PubmedArticle><MedlineCitation><PMID Version="1">7</PMID><Article><ArticleTitle>Own title.'
+        "</ArticleTitle><Abstract><AbstractText>Own text.</AbstractText><CopyrightInformation>(c) X."
+        "</CopyrightInformation></Abstract></Article><OtherAbstract><AbstractText>Autre.</AbstractText>"
+        '</OtherAbstract><CommentsCorrectionsList><CommentsCorrections><PMID Version="1">99</PMID>'
+        "</CommentsCorrections></CommentsCorrectionsList></MedlineCitation><PubmedData><ReferenceList>"
+        "<Reference><Citation>Other. <ArticleTitle>Ref</ArticleTitle></Citation></Reference>"
+        "</ReferenceList></PubmedData></PubmedArticle>\n"
+        '<PubmedArticle><MedlineCitation><PMID Version="1">8</PMID><Article><ArticleTitle/>'
+        "<VernacularTitle>Titre &amp; r\u00e9sum\u00e9.</VernacularTitle><Abstract/></Article>"
+        "<OtherAbstract><AbstractText>Only other.</AbstractText></OtherAbstract></MedlineCitation>"
+        "</PubmedArticle>\n"
+    )
+    path = tmp_path / "x.xml"
+    path.write_text(pubmed_xml([record]), encoding="utf-8")
+    seven, eight = list(PubmedXMLReader(path))
+    assert (seven.pmid, seven.title, seven.sections) == ("7", "Own title.", [("", "Own text.")])
+    assert (eight.pmid, eight.title, eight.sections) == ("8", "Titre & r\u00e9sum\u00e9.", [])
+
+
+def test_scanner_rejects_text_between_records(tmp_path):
+    path = tmp_path / "junk.xml"
+    path.write_text(pubmed_xml([simple(1), "stray text\n", simple(2)]))
+    items = []
+    with pytest.raises(PubmedXMLError) as failure:
+        for item in PubmedXMLReader(path):
+            items.append(item)
+    assert [i.pmid for i in items] == ["1"]
+    assert failure.value.record == "record 2, after PMID 1"
+    assert "malformed XML at line 5: text between records" in failure.value.message
+
+
+# --------------------------------------------------------------------------------------------
 # validation split
 
 

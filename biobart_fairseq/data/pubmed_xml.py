@@ -375,7 +375,9 @@ class PubmedXMLReader:
                 if not root_seen:
                     root_seen = self._check_prolog(between, line)
                 elif between.strip():
-                    raise self._malformed(counted_line - between.count(b"\n"), "text between records")
+                    junk = len(between) - len(between.lstrip())  # its line: count up to it
+                    at = counted_line - between.count(b"\n") + between.count(b"\n", 0, junk)
+                    raise self._malformed(at, "text between records")
                 yield self._record(match.group(1), buffer[match.start() : end], counted_line)
                 position = end
             line = counted_line + buffer.count(b"\n", counted, position)
