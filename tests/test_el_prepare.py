@@ -277,3 +277,23 @@ def test_cometa_errors_name_file_lines(tmp_path):
     f.write_text("ID\tTerm\tGeneral SNOMED ID\tExample\n7\tHeadache\t25064002\tbad headache\n\n8\t\t1\tno term\n")
     recs = list(F.read_cometa(f))
     assert isinstance(recs[0], F.Mention) and isinstance(recs[1], F.BadRecord) and recs[1].line == 4
+
+
+def test_jsonl_rerun_keeps_the_dictionary_each_train_mention_uses(tmp_path):
+    corpus = tmp_path / "ncbi"
+    corpus.mkdir()
+    for name, pmid, word in (("trainset", 1, "Gout"), ("developset", 2, "Rickets"), ("testset", 3, "Gout")):
+        (corpus / f"NCBI{name}_corpus.txt").write_text(
+            f"{pmid}|t|{word}.\n{pmid}|a|\n{pmid}\t0\t{len(word)}\t{word}\tSpecificDisease\tD{pmid}\n\n")
+    kb = tmp_path / "kb.txt"
+    kb.write_text("D1||Gout\nD2||Rickets\nD3||Gout\n")
+    out = tmp_path / "step1"
+    assert prepare_el.main(["--dataset", "ncbi", "--input", str(corpus), "--kb", str(kb), "-o", str(out),
+                            "--style", "genbioel"]) == 0
+    args = prepare_el.parse_args(["--dataset", "jsonl", "--input", str(out), "-o", str(tmp_path / "s2"),
+                                  "--style", "genbioel"])
+    ctx = prepare_el.Context()
+    splits, _ = prepare_el.read_inputs(args, ctx)
+    train = splits[""]["train"]  # train + dev: the dev mention's target comes from the dev dictionary
+    assert [(m.mention, ctx.origin[id(m)]) for m in train] == [("Gout", "train"), ("Rickets", "dev")]
+    assert args.genbioel_dataset == "ncbi" and ctx.synonyms["test"] == [["D1", "gout"], ["D2", "rickets"]]

@@ -452,14 +452,19 @@ class Context:
         self.kb_ids = None           # --style genbioel: ids of the KB (mentions outside it are dropped)
         self.synonyms = None         # {split: [(cui, name)]} added to that split's dictionary
         self.origin = {}             # id(mention) -> split whose dictionary its target comes from
+        self.train_origins = None    # --dataset jsonl: that split per train mention, from genbioel.json
 
 
 STATE = "genbioel.json"  # --style genbioel facts that `--dataset jsonl` needs in step 2
 
 
-def save_state(args, out, ctx):
+def save_state(args, out, ctx, splits):
+    # train_origins: NCBI's train = train + dev, and a dev mention's target comes from the
+    # dev dictionary; the canonical JSONL does not say which is which
+    origins = [ctx.origin.get(id(m), "train") for m in splits.get("train", [])]
     with open(os.path.join(out, STATE), "w", encoding="utf-8") as f:
-        json.dump({"dataset": args.dataset, "synonyms": ctx.synonyms}, f, ensure_ascii=False)
+        json.dump({"dataset": args.genbioel_dataset, "synonyms": ctx.synonyms, "train_origins": origins}, f,
+                  ensure_ascii=False)
 
 
 def load_state(args, ctx):
@@ -470,6 +475,7 @@ def load_state(args, ctx):
         with open(path, encoding="utf-8") as f:
             state = json.load(f)
         args.genbioel_dataset, ctx.synonyms = state["dataset"], state["synonyms"]
+        ctx.train_origins = state.get("train_origins")
     if args.ambiguous_names is None:
         args.ambiguous_names = "fewest" if args.genbioel_dataset == "bc5cdr" and args.style == "genbioel" else "keep"
 
@@ -484,6 +490,9 @@ def read_inputs(args, ctx):
     elif args.ambiguous_names is None:
         args.ambiguous_names = "fewest" if args.dataset == "bc5cdr" and args.style == "genbioel" else "keep"
     datasets = read_dataset(args, ctx)
+    train = datasets.get("", {}).get("train", [])
+    if ctx.train_origins and len(ctx.train_origins) == len(train):
+        ctx.origin = {id(m): o for m, o in zip(train, ctx.train_origins)}
     for sub, splits in datasets.items():
         for split, mentions in splits.items():
             if not mentions:
@@ -517,7 +526,7 @@ def main(argv=None):
         if kb_pairs is not None:
             F.write_kb(os.path.join(out, "kb.tsv"), kb_pairs)
         if args.style == "genbioel":
-            save_state(args, out, ctx)
+            save_state(args, out, ctx, splits)
         if args.bpe:
             prepare_model_inputs(args, out, splits, kb_pairs, report, ctx)
     return write_report(args, report, ctx)
