@@ -151,6 +151,9 @@ def test_el_eval_rejects_bad_inputs_before_loading_a_model(tmp_path, capsys):
     (data / "test.meta.jsonl").write_text("")
     assert el_eval.main([str(data), "--path", str(ckpt)]) == 2
     assert "test.meta.jsonl: empty file" in capsys.readouterr().err
+    (data / "test.meta.jsonl").write_text('{"cuis": ["D1"]}\n{"cui": ["D1"]}\n')  # misspelt key
+    assert el_eval.main([str(data), "--path", str(ckpt)]) == 2
+    assert 'test.meta.jsonl:2: a sample record needs a "cuis" list' in capsys.readouterr().err
     (data / "test.meta.jsonl").write_text('{"cuis": ["D1"]}\n')
     (data / "kb_names.tsv").write_text("gout\tD006073\n")
     assert el_eval.main([str(data), "--path", str(ckpt)]) == 2
