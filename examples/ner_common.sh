@@ -1,6 +1,8 @@
 # Shared by examples/ner_*/run.sh (sourced after each recipe sets its variables; the
 # recipe's own arguments are passed on to fairseq-train): fine-tune BARTNER with the
 # dataset's settings, keep the best dev-F1 checkpoint, then decode and score the test set.
+# Dev ner_f1 and the test scores count as BARTNER's evaluation does (--eval-metric bartner and
+# biobart-ner-score --metric bartner, the defaults); decoding lengths are BARTNER's generator's.
 
 # locate the plugin without importing it (importing it imports fairseq: seconds)
 PLUGIN=$("$PYTHON" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')

@@ -71,8 +71,11 @@ def bpe_files(args):
     """{name in OUT: source path} and the bpe.json record, from the BPE arguments (None: no BPE)."""
     if args.bpe_dir:
         info_path = os.path.join(args.bpe_dir, "bpe.json")
-        with open(info_path, encoding="utf-8") as f:
-            info = json.load(f)
+        try:
+            with open(info_path, encoding="utf-8") as f:
+                info = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{info_path}: not a UTF-8 JSON file ({e})") from None
         files = {"dict.txt": os.path.join(args.bpe_dir, "dict.txt")}
         for key in ("model", "encoder_json", "vocab_bpe"):
             if info.get(key):

@@ -178,7 +178,7 @@ class BartNerTask(FairseqTask):
             for j, seq in zip(ids, seqs):
                 ents = decode_target(seq, examples[j]["wp"], self.types, self.cfg.target_type)
                 out[j] = {**sentences[j], "entities": ents,
-                          "bartner": {"target_type": self.cfg.target_type, "seq": seq}}
+                          "bartner": {"target_type": str(self.cfg.target_type), "seq": seq}}
         return out
 
     def count_bartner(self, counts, examples, seqs):
