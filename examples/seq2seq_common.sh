@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Shared body of examples/<dataset>/run.sh: prepare -> binarize -> fine-tune -> generate -> score,
 # with the paper's settings (§5.3): lr 5e-5 (base) / 1e-5 (large), 20 epochs for dialogue and 6 for
-# summarization, validation every epoch keeping the best checkpoint, beam 5, no length penalty.
-# The per-dataset run.sh sets DATASET, TASK_TYPE (dialogue|summarization) and INPUTS, then sources
-# this file.  Every variable below can be overridden from the environment.
+# summarization, validation every epoch keeping the best checkpoint; generation as BioBART's own
+# fine-tuning scripts: beam 5, no length penalty, trigram blocking, per-dataset output lengths.
+# The per-dataset run.sh sets DATASET, TASK_TYPE (dialogue|summarization), INPUTS and the output
+# lengths MAX_TARGET_LEN/MIN_TARGET_LEN, then sources this file.  Every variable below can be
+# overridden from the environment.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${DATASET:?set by run.sh}" "${TASK_TYPE:?set by run.sh}" "${INPUTS:?set by run.sh}"
+: "${MAX_TARGET_LEN:?set by run.sh}" "${MIN_TARGET_LEN:?set by run.sh}"
 
 # --- what to fine-tune ---------------------------------------------------------------------------
 SIZE=${SIZE:-base}                       # base | large
@@ -27,8 +30,13 @@ if [ "$SIZE" = large ]; then LR=${LR:-1e-5}; else LR=${LR:-5e-5}; fi
 if [ "$TASK_TYPE" = dialogue ]; then EPOCHS=${EPOCHS:-20}; else EPOCHS=${EPOCHS:-6}; fi
 BEAM=${BEAM:-5}
 LENPEN=${LENPEN:-1.0}                    # 1.0 = no length penalty
-MAX_LEN_B=${MAX_LEN_B:-200}
-NO_REPEAT=${NO_REPEAT:-0}                # e.g. 3; works on CPU too with --task biomed_translation
+# MAX/MIN_TARGET_LEN are Hugging Face generate()'s max_length/min_length (BioBART's
+# --val_max/min_target_length), which count the decoder start </s>, the <s> a BART model emits
+# first and the final </s>; fairseq's --max-len-b/--min-len count only the text (our targets carry
+# no <s>; fairseq adds the </s>).  Same outputs: text <= MAX_TARGET_LEN-3, >= MIN_TARGET_LEN-2 tokens.
+MAX_LEN_B=${MAX_LEN_B:-$((MAX_TARGET_LEN - 3))}
+MIN_LEN=${MIN_LEN:-$((MIN_TARGET_LEN - 2))}
+NO_REPEAT=${NO_REPEAT:-3}                # the released BioBART config.json; 0 = off (works on CPU too)
 BERTSCORE=${BERTSCORE:---bertscore-model roberta-large}  # or --no-bertscore, or --bertscore-model /local/model
 # --- where things go ---------------------------------------------------------------------------------
 WORK=${WORK:-work/$DATASET-$SIZE}
@@ -80,7 +88,7 @@ fairseq-train "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translatio
   --seed "$SEED" --log-format simple --log-interval "${LOG_INTERVAL:-10}" "${CPU_FLAG[@]}" $PRECISION $EXTRA_TRAIN_ARGS 2>&1 | tee "$WORK/train.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fairseq-train failed; see $WORK/train.log" >&2; exit 1; }
 
-echo "== 4/5 generate (beam $BEAM, lenpen $LENPEN)"
+echo "== 4/5 generate (beam $BEAM, lenpen $LENPEN, $MIN_LEN..$MAX_LEN_B tokens, no-repeat $NO_REPEAT)"
 if [ "$BPE" = gpt2 ]; then
   GEN_BPE=(--bpe gpt2 --gpt2-encoder-json "$BIN/encoder.json" --gpt2-vocab-bpe "$BIN/vocab.bpe")
 else
@@ -89,7 +97,8 @@ fi
 fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
   --source-lang source --target-lang target --path "$SAVE/$BEST" --gen-subset test \
   --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
-  --beam "$BEAM" --lenpen "$LENPEN" --max-len-b "$MAX_LEN_B" --no-repeat-ngram-size "$NO_REPEAT" \
+  --beam "$BEAM" --lenpen "$LENPEN" --max-len-a 0 --max-len-b "$MAX_LEN_B" --min-len "$MIN_LEN" \
+  --no-repeat-ngram-size "$NO_REPEAT" \
   --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" > "$OUT/generate.out"
 # A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (fairseq-interactive)
 

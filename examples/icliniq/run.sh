@@ -10,5 +10,8 @@ CHECKPOINT=${CHECKPOINT-checkpoints/biobart-$SIZE/model.pt}  # converted BART/Bi
 GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; empty = CPU
 DATA_ROOT=${DATA_ROOT:-data/icliniq}
 INPUTS=${INPUTS:-$DATA_ROOT}
+# Output length in Hugging Face tokens (generate max_length/min_length), GanjinZero/BioBART downstream_src/icliniq_script.sh:
+MAX_TARGET_LEN=${MAX_TARGET_LEN:-30}
+MIN_TARGET_LEN=${MIN_TARGET_LEN:-5}
 export SIZE CHECKPOINT GPUS
 source "$(dirname "${BASH_SOURCE[0]}")/../seq2seq_common.sh"

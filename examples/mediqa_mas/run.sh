@@ -11,5 +11,8 @@ GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; emp
 DATA_ROOT=${DATA_ROOT:-../shared/data/mediqa2021_mas}
 ANS_JSON=${ANS_JSON:-data/mediqa_ans/question_driven_answer_summarization_primary_dataset.json}  # training set (MEDIQA-AnS)
 INPUTS=${INPUTS:-$ANS_JSON $DATA_ROOT}
+# Output length in Hugging Face tokens (generate max_length/min_length), GanjinZero/BioBART downstream_src/mediqa-mas_script.sh:
+MAX_TARGET_LEN=${MAX_TARGET_LEN:-128}
+MIN_TARGET_LEN=${MIN_TARGET_LEN:-20}
 export SIZE CHECKPOINT GPUS
 source "$(dirname "${BASH_SOURCE[0]}")/../seq2seq_common.sh"

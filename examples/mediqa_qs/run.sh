@@ -11,5 +11,8 @@ GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; emp
 DATA_ROOT=${DATA_ROOT:-../shared/data/mediqa2021_qs}
 MEQSUM_XLSX=${MEQSUM_XLSX:-data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx}  # training set (train=PATH forces the role)
 INPUTS=${INPUTS:-$MEQSUM_XLSX $DATA_ROOT}
+# Output length in Hugging Face tokens (generate max_length/min_length), GanjinZero/BioBART downstream_src/mediqa-qs_script.sh:
+MAX_TARGET_LEN=${MAX_TARGET_LEN:-30}
+MIN_TARGET_LEN=${MIN_TARGET_LEN:-5}
 export SIZE CHECKPOINT GPUS
 source "$(dirname "${BASH_SOURCE[0]}")/../seq2seq_common.sh"

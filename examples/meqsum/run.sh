@@ -10,5 +10,9 @@ CHECKPOINT=${CHECKPOINT-checkpoints/biobart-$SIZE/model.pt}  # converted BART/Bi
 GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; empty = CPU
 DATA_ROOT=${DATA_ROOT:-data/meqsum}
 INPUTS=${INPUTS:-$DATA_ROOT/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx}
+# Output length in Hugging Face tokens (generate max_length/min_length): BioBART has no MeQSum
+# script; MEDIQA-QS's (downstream_src/mediqa-qs_script.sh), which trains on MeQSum:
+MAX_TARGET_LEN=${MAX_TARGET_LEN:-30}
+MIN_TARGET_LEN=${MIN_TARGET_LEN:-5}
 export SIZE CHECKPOINT GPUS
 source "$(dirname "${BASH_SOURCE[0]}")/../seq2seq_common.sh"
