@@ -209,3 +209,27 @@ def test_three_shards_rotate_by_epoch_in_biomed_denoising(tmp_path, pubmed_text,
     for (_, lines, _), shard in zip(loaded, shards):
         assert int(lines) == len(MMapIndexedDataset(str(shard / "train")))  # 10 documents each
     assert "end of epoch 3" in res.stdout
+
+
+def test_streaming_writer_memory_does_not_grow_with_items(tmp_path):
+    """3 M items: holding their sizes and pointers (as fairseq's builder does, in lists) would
+    take > 36 MB even as numpy arrays; the streaming writer stays under a fixed bound."""
+    import tracemalloc
+
+    import numpy as np
+
+    writer = binarize.StreamingIndexedDataset(str(tmp_path / "big"), 1000)
+    chunk_sizes = np.full(3000, 3)
+    chunk_ids = np.arange(9000) % 1000
+    tracemalloc.start()
+    for _ in range(1000):
+        writer.add_items(chunk_ids, chunk_sizes)
+    writer.close()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert writer.items == 3_000_000
+    assert peak < 12 * 2**20, peak
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+
+    ds = MMapIndexedDataset(str(tmp_path / "big"))
+    assert len(ds) == 3_000_000 and ds[2_999_999].tolist() == [997, 998, 999]

@@ -226,7 +226,7 @@ def prepare_bpe(args, out, spm_train_text, workers, spm_type="bpe", spm_max_sent
 _IDS = None  # (symbol -> id, unk, eos) of this worker process
 _IDX_MAGIC = b"MMIDIDX\x00\x00"  # fairseq.data.indexed_dataset.MMapIndexedDataset.Index
 _IDX_DTYPE_CODES = {np.dtype(np.uint16): 8, np.dtype(np.uint32): 9, np.dtype(np.int64): 5}
-_IDX_BLOCK = 1 << 20  # items per block when assembling the index
+_IDX_BLOCK = 1 << 18  # items per block when assembling the index (~7 MB of temporaries)
 
 
 def _init_ids(dict_path):
