@@ -113,6 +113,25 @@ class SdpaTransformerDecoder(TransformerDecoderBase):
 class BioBartModel(BARTModel):
     """fairseq's BART, same parameters, with SDPA attention (see the module docstring)."""
 
+    @staticmethod
+    def add_args(parser):
+        BARTModel.add_args(parser)
+        parser.add_argument(
+            "--compile-layers", action="store_true",
+            help="torch.compile every encoder/decoder layer (opt-in: measure it with benchmarks/gpu_pretrain.py "
+            "on your card first; the flag is saved in checkpoints, so generate with "
+            "--model-overrides \"{'compile_layers': False}\")",
+        )
+
+    @classmethod
+    def build_model(cls, args, task):
+        model = super().build_model(args, task)
+        if getattr(args, "compile_layers", False):
+            # nn.Module.compile keeps parameter names (no _orig_mod prefix): checkpoints stay BART's
+            for layer in [*model.encoder.layers, *model.decoder.layers]:
+                layer.compile(dynamic=True)
+        return model
+
     @classmethod
     def build_encoder(cls, args, src_dict, embed_tokens):
         cfg = TransformerConfig.from_namespace(args)

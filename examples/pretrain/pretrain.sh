@@ -15,6 +15,7 @@ set -euo pipefail
 DATA=${DATA:-data-bin/pubmed}            # biobart-binarize --bpe gpt2 output (BART's dict.txt)
 BART=${BART:-bart.base}                  # folder with model.pt (biobart-convert hf-to-fairseq, or fairseq's bart.base)
 ARCH=${ARCH:-bart_base}                  # bart_base | bart_large
+FAST=${FAST:-1}                          # 1: the plugin's fast path (same weights, see README); 0: stock fairseq
 SAVE_DIR=${SAVE_DIR:-checkpoints/biobart-${ARCH#bart_}}
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
@@ -40,16 +41,23 @@ fi
 # effective batch = WORLD x MAX_TOKENS x UPDATE_FREQ >= 2560 x 512 tokens
 UPDATE_FREQ=$(( (BATCH_SEQS * TOKENS_PER_SAMPLE + WORLD * MAX_TOKENS - 1) / (WORLD * MAX_TOKENS) ))
 WARMUP=$((UPDATES * 2 / 100))
+if [ "$FAST" = 1 ]; then
+  # biobart_* = bart_* with SDPA attention; the criterion and optimizer compute what
+  # cross_entropy and adam compute, without the vocabulary-sized fp32 tensor / Python loop.
+  MODEL_ARGS=(--arch "bio$ARCH" --criterion fused_cross_entropy --optimizer torch_adamw)
+else
+  MODEL_ARGS=(--arch "$ARCH" --criterion cross_entropy --optimizer adam)
+fi
 PLUGIN=$(python -c 'import biobart_fairseq, os; print(os.path.dirname(biobart_fairseq.__file__))')
 echo "world size $WORLD, update-freq $UPDATE_FREQ: $((WORLD * MAX_TOKENS * UPDATE_FREQ)) tokens/update, warm-up $WARMUP"
 
 "${LAUNCHER[@]}" "$DATA" \
   --distributed-world-size "$WORLD" --distributed-backend nccl --ddp-backend pytorch_ddp \
-  --user-dir "$PLUGIN" --task biomed_denoising --arch "$ARCH" \
+  --user-dir "$PLUGIN" --task biomed_denoising "${MODEL_ARGS[@]}" \
   --finetune-from-model "$BART/model.pt" \
   --tokens-per-sample $TOKENS_PER_SAMPLE --max-tokens "$MAX_TOKENS" --update-freq "$UPDATE_FREQ" \
-  --criterion cross_entropy --dropout 0.1 --attention-dropout 0.1 \
-  --optimizer adam --adam-betas '(0.9, 0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
+  --dropout 0.1 --attention-dropout 0.1 \
+  --adam-betas '(0.9, 0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
   --lr "$LR" --lr-scheduler polynomial_decay --power 1 --end-learning-rate 0 \
   --warmup-updates "$WARMUP" --total-num-update "$UPDATES" --max-update "$UPDATES" \
   $PRECISION --num-workers 4 --seed 1 \
@@ -57,3 +65,14 @@ echo "world size $WORLD, update-freq $UPDATE_FREQ: $((WORLD * MAX_TOKENS * UPDAT
   --validate-interval-updates 2000 \
   --tensorboard-logdir "$SAVE_DIR/tensorboard" --log-format simple --log-interval 100 \
   "$@"
+
+# SAVE_DIR/results.json (biobart-results): what was run and its best validation loss.  Models
+# fine-tuned from this run take their paper row from it: PAPER_ROW, else the folder name
+# (biobart-base, ablation-TI, ...).  Written once, by node 0, after training finished.
+if [ "$NODE_RANK" = 0 ] && [ -f "$SAVE_DIR/checkpoint_last.pt" ]; then
+  python "$PLUGIN/cli/write_results.py" --kind pretrain --dataset pubmed --split valid \
+    --model "$BART/model.pt" --checkpoint "$SAVE_DIR/checkpoint_last.pt" ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
+    --setting arch="$ARCH" updates="$UPDATES" lr="$LR" batch_seqs="$BATCH_SEQS" world="$WORLD" \
+    update_freq="$UPDATE_FREQ" max_tokens="$MAX_TOKENS" precision="$PRECISION" "extra_args=$*" \
+    --command="$(printf '%q ' bash "$0" "$@")" -o "$SAVE_DIR/results.json"
+fi
