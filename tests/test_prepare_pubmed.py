@@ -565,6 +565,18 @@ def test_scanner_rejects_text_between_records(tmp_path):
     assert "malformed XML at line 5: text between records" in failure.value.message
 
 
+def test_scanner_rejects_unclosed_record(tmp_path):
+    """A record without its end tag must not swallow the next one."""
+    path = tmp_path / "unclosed.xml"
+    path.write_text(pubmed_xml([simple(1), simple(2).replace("</PubmedArticle>", ""), simple(3)]))
+    items = []
+    with pytest.raises(PubmedXMLError) as failure:
+        for item in PubmedXMLReader(path):
+            items.append(item)
+    assert [i.pmid for i in items] == ["1"]
+    assert "malformed XML at line 5: <PubmedArticle> not closed before the next one" in failure.value.message
+
+
 # --------------------------------------------------------------------------------------------
 # validation split
 

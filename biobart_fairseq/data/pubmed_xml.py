@@ -220,6 +220,18 @@ def _article_from_bytes(data: bytes, book: bool, index: int) -> Article:
     )
 
 
+def _starts_again(buffer: bytes, start, end: int) -> bool:
+    """Whether another record with the same tag starts inside ``buffer[start.end():end]``: the
+    end tag found then belongs to a later record, and this one was never closed."""
+    opening = b"<" + start.group(1)
+    found = buffer.find(opening, start.end(), end)
+    while found >= 0:
+        if buffer[found + len(opening) : found + len(opening) + 1] in (b">", b" ", b"\n", b"\t", b"\r"):
+            return True
+        found = buffer.find(opening, found + 1, end)
+    return False
+
+
 class _ReadFailure:
     """Handed from the chunk reader to the scanner when the file cannot be read on, so that
     every record completed before the break is yielded first."""
@@ -371,9 +383,11 @@ class PubmedXMLReader:
                 end += len(end_tag)
                 counted_line += buffer.count(b"\n", counted, match.start())
                 counted = match.start()
+                if _starts_again(buffer, match, end):
+                    raise self._malformed(counted_line, f"<{match.group(1).decode()}> not closed before the next one")
                 between = buffer[position : match.start()]
                 if not root_seen:
-                    root_seen = self._check_prolog(between, line)
+                    root_seen = self._check_prolog(between)
                 elif between.strip():
                     junk = len(between) - len(between.lstrip())  # its line: count up to it
                     at = counted_line - between.count(b"\n") + between.count(b"\n", 0, junk)
@@ -388,7 +402,7 @@ class PubmedXMLReader:
             if len(buffer) > _MAX_RECORD_BYTES:
                 raise self._malformed(line, f"no record ends within {_MAX_RECORD_BYTES >> 20} MiB")
 
-    def _check_prolog(self, prolog: bytes, line: int) -> bool:
+    def _check_prolog(self, prolog: bytes) -> bool:
         if b"<" + _ROOT_TAG not in prolog:
             raise self._fail(f"no <{_ROOT_TAG.decode()}> root element: not a PubMed XML file", in_record=False)
         return True
@@ -396,7 +410,7 @@ class PubmedXMLReader:
     def _check_epilog(self, rest: bytes, line: int, root_seen: bool) -> None:
         text = rest.strip()
         if not root_seen:
-            self._check_prolog(text, line)
+            self._check_prolog(text)
             text = text[text.index(b">", text.index(b"<" + _ROOT_TAG)) + 1 :].strip()
         if text == _ROOT_END:
             return
