@@ -465,7 +465,9 @@ def test_shorten_method_random_crop_on_listed_splits_only(pubmed_bin):
     assert len(offsets) > 50 and sum(o > 0 for o in offsets) > 0.8 * len(offsets), offsets[:20]
 
 
-def test_shorten_method_truncate_and_unknown_permute(pubmed_bin):
+def test_shorten_method_truncate_and_refused_stock_flags(pubmed_bin):
+    """--shorten-method truncate keeps heads; --permute (no fairseq dataset reads it) and a --bpe
+    that contradicts the data's bpe.json are refused instead of ignored."""
     from fairseq.data import data_utils
 
     task, _ = make_task(pubmed_bin, "--tokens-per-sample", "24", "--mask", "0", "--sample-break-mode", "eos",
@@ -477,3 +479,6 @@ def test_shorten_method_truncate_and_unknown_permute(pubmed_bin):
         assert got == line[:22]
     with pytest.raises(ValueError, match="--permute"):
         make_task(pubmed_bin, "--permute", "0.1")
+    task, _ = make_task(pubmed_bin, "--bpe", "gpt2")  # the data's bpe.json says sentencepiece
+    with pytest.raises(BpeInfoError, match="--bpe gpt2 given"):
+        task.load_dataset("valid")

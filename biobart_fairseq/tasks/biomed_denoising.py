@@ -41,7 +41,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.denoising import MASK_LENGTH_CHOICES, DenoisingConfig, DenoisingTask
 
 from ..data.infilling_dataset import DropLastTokenDataset, SentenceInfillingDataset
-from ..data.word_starts import load_bpe_info, word_start_table
+from ..data.word_starts import BpeInfoError, load_bpe_info, word_start_table
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,10 @@ class BiomedDenoisingTask(DenoisingTask):
         if self._word_starts is None:
             path = self.cfg.bpe_info or os.path.join(utils.split_paths(self.cfg.data)[0], "bpe.json")
             info = load_bpe_info(path)
+            if self.cfg.bpe and self.cfg.bpe != info["type"]:
+                # --bpe would otherwise be accepted and ignored: the record decides the word table
+                raise BpeInfoError(f"--bpe {self.cfg.bpe} given, but {path} records that the data was "
+                                   f"binarized with {info['type']}: drop --bpe or fix the record")
             self._word_starts = word_start_table(self.dictionary, info)
             logger.info(
                 "whole-word masking from %s (%s): %d of %d symbols start a word",
