@@ -107,7 +107,8 @@ class BiomedDenoisingConfig(DenoisingConfig):
 
 @register_task("biomed_denoising", dataclass=BiomedDenoisingConfig)
 class BiomedDenoisingTask(DenoisingTask):
-    """Text infilling (and optional sentence permutation) on sentence-per-line data."""
+    """Text infilling (and optional sentence permutation) on sentence-per-line data, as the
+    paper describes it or (``--noise-style biobart-code``) as the released code did it."""
 
     cfg: BiomedDenoisingConfig
 
