@@ -18,6 +18,7 @@ This module imports neither torch nor fairseq at import time: recipes call it on
 ``biobart-tables`` reads hundreds of records.
 """
 
+import argparse
 import datetime
 import hashlib
 import json
@@ -144,6 +145,10 @@ def file_ref(path):
 
 def _cfg_get(cfg, section, key):
     sec = cfg.get(section) if isinstance(cfg, dict) else None
+    if isinstance(sec, argparse.Namespace):  # fairseq keeps a legacy model's settings as a Namespace
+        sec = vars(sec)
+        if key == "_name":
+            key = "arch" if section == "model" else key
     return sec.get(key) if isinstance(sec, dict) else None
 
 

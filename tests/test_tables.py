@@ -7,7 +7,9 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import sys
 
 import pytest
 
@@ -135,3 +137,112 @@ def test_cli_formats_plot_and_unreadable_records(tmp_path, capsys):
     png = (tmp_path / "g-table4.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert tables_cli.main([str(tmp_path / "nope")]) == 2
+
+
+# --- the whole way on CPU ----------------------------------------------------------------------------
+NCBI = SHARED_DATA / "ncbi_disease"
+COVID = SHARED_DATA / "covid_dialog_english" / "COVID-Dialogue-Dataset-English.txt"
+TINY_DIMS = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --encoder-attention-heads 2 --decoder-attention-heads 2")
+
+
+def gpt2_style_bpe(text_file, out):
+    """A byte-level BPE in GPT-2's file format (encoder.json, vocab.bpe) learnt on the abstracts, and
+    the fairseq dict.txt that maps its ids as BART's does: short sequences keep the smoke run fast."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tok = ByteLevelBPETokenizer()
+    tok.train([str(text_file)], vocab_size=600, min_frequency=2, show_progress=False)
+    out.mkdir()
+    tok.save_model(str(out))
+    (out / "vocab.json").rename(out / "encoder.json")
+    (out / "merges.txt").rename(out / "vocab.bpe")
+    n = len(json.loads((out / "encoder.json").read_text()))
+    (out / "dict.txt").write_text("".join(f"{i} 1\n" for i in range(n)))
+    return out
+
+
+def ncbi_subset(out, docs=(3, 2, 3), kb_head=300):
+    """The first documents of each real NCBI-disease file, and the MEDIC lines of their gold ids plus
+    the first ``kb_head`` lines: the real formats through the real reader, at smoke-run size."""
+    gold = set()
+    for (sub, name), n in zip((("train", "NCBItrainset_corpus.txt"), ("devel", "NCBIdevelopset_corpus.txt"),
+                               ("test", "NCBItestset_corpus.txt")), docs):
+        blocks = (NCBI / sub / name).read_text(encoding="utf-8").strip().split("\n\n")[:n]
+        (out / sub).mkdir(parents=True)
+        (out / sub / name).write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
+        for line in "\n".join(blocks).splitlines():
+            cols = line.split("\t")
+            if len(cols) == 6:
+                gold.update(re.split(r"[|+,]", cols[5].replace("OMIM:", "")))
+    lines = (NCBI / "dictionary" / "medic_06Jul2012.txt").read_text(encoding="utf-8").splitlines()
+    keep = [ln for i, ln in enumerate(lines) if i < kb_head or set(ln.split("||")[0].split("|")) & gold]
+    (out / "dictionary").mkdir()
+    (out / "dictionary" / "medic_06Jul2012.txt").write_text("\n".join(keep) + "\n", encoding="utf-8")
+    return out
+
+
+def test_end_to_end_tiny_pretraining_two_finetunes_and_the_tables(pubmed_text, tmp_path):
+    """Tiny BART pretrained 4 updates on real abstracts (examples/pretrain/tiny_cpu.sh), fine-tuned on
+    CovidDialog and NCBI-disease through their recipes (at once: two cores), then biobart-tables:
+    Tables 2 and 4 with exactly our cells filled, equal to what the scorers wrote."""
+    import subprocess
+
+    from biobart_fairseq.cli import binarize
+
+    if not (COVID.exists() and NCBI.is_dir()):
+        pytest.skip(f"real data not found at {COVID} / {NCBI}")
+    head = tmp_path / "abstracts.txt"  # a slice of the sample: a few updates need no more
+    head.write_text("".join(pubmed_text.joinpath("train.txt").read_text(encoding="utf-8").splitlines(True)[:400]))
+    bpe = gpt2_style_bpe(head, tmp_path / "bpe")
+    data = tmp_path / "pretrain-bin"
+    assert binarize.main(["--train", str(head), "--valid", str(pubmed_text / "valid.txt"), "-o", str(data),
+                          "--bpe", "gpt2", "--encoder-json", str(bpe / "encoder.json"), "--vocab-bpe",
+                          str(bpe / "vocab.bpe"), "--dict", str(bpe / "dict.txt"), "--workers", "1"]) == 0
+    pre = tmp_path / "pretrain"
+    res = run(["bash", str(REPO / "examples/pretrain/tiny_cpu.sh"), str(data), str(pre), *TINY_DIMS.split(),
+               "--tokens-per-sample", "128"], env={"UPDATES": "4", "PAPER_ROW": "biobart-base"})
+    assert res.returncode == 0, res.stdout[-3000:]
+    pre_rec = R.load(pre / "results.json")
+    logged = float(re.findall(r"valid on 'valid' subset \| loss ([\d.]+)", res.stdout)[-1])
+    assert pre_rec["kind"] == "pretrain" and pre_rec["metrics"]["valid_loss"] == pytest.approx(logged, abs=1e-3)
+
+    common = {"CHECKPOINT": str(pre / "checkpoint_last.pt"), "BPE_DIR": str(data), "GPUS": "", "OMP_NUM_THREADS": "1"}
+    covid_env = dict(common, BPE="gpt2", ARCH_ARGS="--arch bart_base " + TINY_DIMS, WORK=str(tmp_path / "covid"),
+                     EXTRA_PREP_ARGS="--limit 8", EPOCHS="1", BATCH_SIZE="8", LR="1e-3", WORKERS="1", BEAM="2",
+                     MAX_LEN_B="12", MIN_LEN="1", BERTSCORE="--no-bertscore")
+    raw = ncbi_subset(tmp_path / "ncbi")
+    ncbi_env = dict(common, RAW=str(raw), KB=str(raw / "dictionary" / "medic_06Jul2012.txt"),
+                    TYPO_FILE=str(NCBI / "dictionary" / "ncbi-spell-check.txt"), OUT=str(tmp_path / "el"),
+                    SAVE_DIR=str(tmp_path / "el-ckpt"), STEPS="3", LR="1e-3", CONTEXT_WORDS="8",
+                    EXTRA_TRAIN_ARGS=TINY_DIMS)
+    env0 = {"PATH": f"{sys.executable.rsplit('/', 1)[0]}:{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
+    procs = [subprocess.Popen(["bash", str(REPO / f"examples/{name}/run.sh")], cwd=str(REPO), text=True,
+                              env=dict(os.environ, **env0, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for name, env in (("covid_dialog", covid_env), ("el_ncbi", ncbi_env))]
+    outs = [p.communicate()[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-4000:]
+
+    covid_rec = R.load(tmp_path / "covid" / "checkpoints" / "results.json")
+    ncbi_rec = R.load(tmp_path / "el-ckpt" / "results.json")
+    scores = json.loads((tmp_path / "covid" / "output" / "scores.json").read_text())
+    el = json.loads((tmp_path / "el-ckpt" / "el_eval.json").read_text())
+    for rec in (covid_rec, ncbi_rec):  # the row comes from the pretraining run that made the model
+        assert rec["paper_row"] == "biobart-base" and rec["model"]["sha256"] == R.sha256_file(pre / "checkpoint_last.pt")
+    assert covid_rec["metrics"]["rouge1"] == scores["rouge1"] and covid_rec["metric_details"]["n"] == 8
+
+    out = tmp_path / "tables.json"
+    assert tables_cli.main([str(tmp_path), "--tables", "2", "4", "--format", "json", "-o", str(out),
+                            "--plot", str(tmp_path / "smoke.png")]) == 0
+    cells = json.loads(out.read_text())["cells"]
+    filled = {(c["table"], c["row"], c["dataset"], c["metric"]): c["ours"] for c in cells if c["ours"] is not None}
+    assert filled == {
+        **{("2", "biobart-base", "covid_dialog", m): scores[m] for m in ("rouge1", "rouge2", "rougeL", "bleu")},
+        **{("4", "biobart-base", "ncbi", f"recall@{k}"): 100 * el[f"R@{k}"] for k in (1, 5)}}
+    assert sum(c["ours"] is None for c in cells) == len(cells) - 6  # the rest, BERTScore included, missing
+    md = tables_cli.main([str(tmp_path), "--tables", "2", "4", "-o", str(tmp_path / "tables.md")])
+    assert md == 0 and "| BioBART base | 28.14 / " in (tmp_path / "tables.md").read_text()
+    for t in ("2", "4"):
+        png = (tmp_path / f"smoke-table{t}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
