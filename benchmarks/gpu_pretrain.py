@@ -6,12 +6,13 @@ first), or directly where fairseq and the plugin import:
     python benchmarks/gpu_pretrain.py            # on a GPU: every figure of the GPU issue
     python benchmarks/gpu_pretrain.py --cpu      # the same steps with tiny sizes (a dry run)
 
-Steps, each printing one summary line (``== name: ...``) and feeding one JSON record:
+Steps (``--only`` picks some), each printing one summary line (``== name: ...``) and feeding one JSON record:
 
 1. data: real PubMed abstracts (``biobart-prepare-pubmed``) plus filler documents made of
    their sentences in random order, sentencepiece-binarized; the dictionary is padded to
    BART's 50,265 entries so the output layer costs what BART's does;
-2. throughput, ``bart_base``, 512-token samples, the same ``--max-tokens`` and noise for
+2. the share of padding in real batches of these blocks (source and target), then
+   throughput, ``bart_base``, 512-token samples, the same ``--max-tokens`` and noise for
    both: stock fairseq (``denoising`` + ``bart_base`` + ``cross_entropy`` + ``adam``) vs ours
    (``biomed_denoising`` + ``biobart_base`` + ``fused_cross_entropy`` + ``torch_adamw``), in
    fp16 and bf16: target tokens/s (fairseq's ``wps``, median over the log intervals after the
@@ -129,6 +130,36 @@ class Bench:
             for i in range(max(0, target - len(lines))):
                 f.write(f"madeupword{i:05d} 0\n")
         return max(target, len(lines))
+
+    def padding(self, batches=60):
+        """Share of padding in real training batches (source and target), as fairseq builds them."""
+        import numpy as np
+        from fairseq import options, tasks
+        from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+        T, M = self.a.tokens_per_sample, self.a.max_tokens
+        args = options.parse_args_and_arch(options.get_training_parser(), [
+            str(self.data_dir), "--user-dir", str(PLUGIN), "--task", "biomed_denoising", "--arch", "biobart_base",
+            "--tokens-per-sample", str(T), "--sample-break-mode", "complete_doc", "--seed", "1", *NOISE])
+        task = tasks.setup_task(convert_namespace_to_omegaconf(args).task)
+        task.load_dataset("train")
+        ds = task.dataset("train")
+        itr = task.get_batch_iterator(ds, max_tokens=M, max_positions=(T, T), required_batch_size_multiple=8,
+                                      seed=1).next_epoch_itr(shuffle=True)
+        pad = task.dictionary.pad()
+        src = tgt = src_cells = tgt_cells = n = 0
+        for i, b in enumerate(itr):
+            if i == batches:
+                break
+            s, t = b["net_input"]["src_tokens"], b["target"]
+            src += int(s.ne(pad).sum()); tgt += int(t.ne(pad).sum()); src_cells += s.numel(); tgt_cells += t.numel()
+            n += 1
+        rec = {"batches": n, "samples": len(ds), "mean_sample_tokens": float(np.mean(ds.sizes)),
+               "source_padding_share": round(1 - src / max(src_cells, 1), 4),
+               "target_padding_share": round(1 - tgt / max(tgt_cells, 1), 4),
+               "target_tokens_per_batch": round(tgt / max(n, 1), 1)}
+        self.results["steps"]["padding"] = rec
+        print(f"== padding: {json.dumps(rec)}", flush=True)
 
     # ---------------------------------------------------------------- 2-4. training runs
     def train(self, name, side, arch, precision, updates, extra=()):
@@ -332,7 +363,7 @@ def parse_args(argv=None):
     p.add_argument("--shared", default=str(REPO.parent / "shared" / "data"), help="folder with the shared datasets")
     p.add_argument("--work", default=None, help="scratch folder for data and logs (default: a temporary one)")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "results"), help="where the JSON goes")
-    p.add_argument("--only", default="data,throughput,hf,large,seq2seq,el_decode,compiled",
+    p.add_argument("--only", default="data,padding,throughput,hf,large,seq2seq,el_decode,compiled",
                    help="comma-separated steps to run (data is always run)")
     args = p.parse_args(argv)
     big = not args.cpu
@@ -356,7 +387,7 @@ def main(argv=None):
     steps = [s.strip() for s in args.only.split(",")]
     bench.data()
     # in order of importance: a time-out on a GPU machine keeps the figures written so far
-    for step in ("throughput", "hf", "large", "seq2seq", "el_decode", "compiled"):
+    for step in ("padding", "throughput", "hf", "large", "seq2seq", "el_decode", "compiled"):
         if step in steps:
             try:
                 getattr(bench, step)()

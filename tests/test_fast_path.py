@@ -265,3 +265,39 @@ def test_real_updates_give_the_same_losses_and_checkpoints_load_both_ways(pubmed
     src, lens, prev = batch(task.dictionary, src_len=20, tgt_len=12)
     with torch.no_grad():
         assert (fast(src, lens, prev)[0] - stock(src, lens, prev)[0]).abs().max() <= 1e-5
+
+
+FAKE_LAUNCHER = """#!{python}
+# Stands in for torchrun: parses the fairseq-train command it was given with fairseq's parser.
+import json, sys
+args = sys.argv[1:]
+args = args[next(i for i, a in enumerate(args) if a.endswith("fairseq-train")) + 1:]
+from fairseq import options
+import biobart_fairseq
+p = options.parse_args_and_arch(options.get_training_parser(), args)
+print(json.dumps({{"arch": p.arch, "criterion": p.criterion, "optimizer": p.optimizer, "lr": p.lr,
+                   "betas": p.adam_betas, "wd": p.weight_decay}}))
+"""
+
+
+def test_pretrain_recipe_uses_the_fast_path_and_switches_back(tmp_path, pubmed_bin):
+    import os
+    import stat
+    import sys
+
+    launcher = tmp_path / "bin" / "torchrun"
+    launcher.parent.mkdir()
+    launcher.write_text(FAKE_LAUNCHER.format(python=sys.executable))
+    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    got = {}
+    for fast in ("1", "0"):
+        env = {"PATH": f"{launcher.parent}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+               "DATA": str(pubmed_bin), "BART": str(tmp_path), "GPUS_PER_NODE": "8", "FAST": fast, "ARCH": "bart_large"}
+        res = run(["bash", str(REPO / "examples/pretrain/pretrain.sh")], env=env)
+        assert res.returncode == 0, res.stdout[-2000:]
+        got[fast] = __import__("json").loads(res.stdout.strip().splitlines()[-1])
+    assert (got["1"]["arch"], got["1"]["criterion"], got["1"]["optimizer"]) == ("biobart_large", "fused_cross_entropy", "torch_adamw")
+    assert (got["0"]["arch"], got["0"]["criterion"], got["0"]["optimizer"]) == ("bart_large", "cross_entropy", "adam")
+    # the optimisation settings are the paper's on both paths
+    for g in got.values():
+        assert g["lr"] == [1e-4] and g["wd"] == 0.01 and eval(g["betas"]) == (0.9, 0.98)
