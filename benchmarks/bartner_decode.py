@@ -74,7 +74,8 @@ def full_prefix_generate(model, src_tokens, src_lengths, word_first, word_last, 
                     if t == EOS:
                         if rank >= k:
                             continue
-                        ended[b].append((sc / (step + 1) ** len_penalty, -len(ended[b]), tokens[b * k + j, 1:].tolist() + [EOS]))
+                        seq = tokens[b * k + j, 1:].tolist() + [EOS]
+                        ended[b].append((sc / (step + 1) ** len_penalty, -len(ended[b]), seq))
                         if len(ended[b]) >= k:
                             break
                     else:
@@ -118,15 +119,16 @@ def build(tmp, args):
     ner_formats.write(os.path.join(tmp, "train.jsonl"), sents[:64])
     ner_formats.write(os.path.join(tmp, "test.jsonl"), sents[64:64 + args.sentences])
     data = os.path.join(tmp, "data")
-    rc = prepare_ner.main(["--format", "jsonl", "--input", os.path.join(tmp, "train.jsonl"), os.path.join(tmp, "test.jsonl"),
-                           "-o", data, "--bpe", "sentencepiece", "--spm-model", os.path.join(tmp, "spm.model")])
+    rc = prepare_ner.main(["--format", "jsonl", "--input", os.path.join(tmp, "train.jsonl"),
+                           os.path.join(tmp, "test.jsonl"), "-o", data, "--bpe", "sentencepiece", "--spm-model", os.path.join(tmp, "spm.model")])
     assert rc == 0
+    heads = max(args.dim // 64, 2)
     flags = [data, "--task", "bartner_ner", "--criterion", "bartner_loss", "--arch", "bartner_base",
              "--target-type", args.target_type, "--dropout", "0", "--pointer-dropout", "0",
              "--encoder-layers", str(args.layers), "--decoder-layers", str(args.layers),
              "--encoder-embed-dim", str(args.dim), "--decoder-embed-dim", str(args.dim),
              "--encoder-ffn-embed-dim", str(4 * args.dim), "--decoder-ffn-embed-dim", str(4 * args.dim),
-             "--encoder-attention-heads", str(max(args.dim // 64, 2)), "--decoder-attention-heads", str(max(args.dim // 64, 2))]
+             "--encoder-attention-heads", str(heads), "--decoder-attention-heads", str(heads)]
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), flags))
     task = tasks.setup_task(cfg.task)
     torch.manual_seed(0)
@@ -217,7 +219,8 @@ def main(argv=None):
             same = sum(a == b for a, b in zip(old, new))
             mean_len = sum(map(len, new)) / len(new)
             run = {"beam": beam, "full_prefix_s": round(t_old, 3), "incremental_s": round(t_new, 3),
-                   "speedup": round(t_old / t_new, 2), "identical": f"{same}/{len(new)}", "mean_output_len": round(mean_len, 1)}
+                   "speedup": round(t_old / t_new, 2), "identical": f"{same}/{len(new)}",
+                   "mean_output_len": round(mean_len, 1)}
             results["runs"].append(run)
             print(f"[bartner-decode] beam {beam}: full prefix {t_old:.2f} s, incremental {t_new:.2f} s -> "
                   f"{t_old / t_new:.2f}x; outputs identical {same}/{len(new)}; mean output length {mean_len:.1f}",

@@ -63,7 +63,8 @@ def reference_generate(model, src, first, last, target_type, k, a, b, lp=1.0):
         logits = model.scores(h[:, -1:], feat, ptr_ok)[:, 0]
         n_open = torch.tensor([len(seq) - max([i + 1 for i, t in enumerate(seq) if t < model.n_types + 2] + [0])
                                for seq, _ in beams])
-        last_ptr = torch.tensor([seq[-1] - model.n_types - 2 if n else -1 for (seq, _), n in zip(beams, n_open.tolist())])
+        last_ptr = torch.tensor([seq[-1] - model.n_types - 2 if n else -1
+                                 for (seq, _), n in zip(beams, n_open.tolist())])
         mask = model.allowed(n_open, last_ptr, ptr_ok, first, last, target_type)
         if step == limit - 1:
             mask = torch.zeros_like(mask)

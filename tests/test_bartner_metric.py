@@ -29,7 +29,8 @@ def ent(t, *spans):
 def both_counts(gold_ents, pred_seq, target_type):
     """(tp, pred, gold) by BARTNER's counting and by the entity-level metric, for one sentence."""
     b = BartnerCounts(TYPES)
-    b.add_sentence(gold_tuples(encode_entities(gold_ents, WP, TI, target_type), 2), predicted_tuples(pred_seq, 2, target_type))
+    gold = gold_tuples(encode_entities(gold_ents, WP, TI, target_type), 2)
+    b.add_sentence(gold, predicted_tuples(pred_seq, 2, target_type))
     e = EntityCounts()
     e.add_sentence(gold_ents, decode_target(pred_seq, WP, TYPES, target_type))
     r = b.result()

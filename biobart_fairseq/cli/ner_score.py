@@ -109,8 +109,8 @@ def bartner_sequences(pred, pred_lines, pred_path):
     for p, line in zip(pred, pred_lines):
         rec = p.get("bartner")
         if not (isinstance(rec, dict) and isinstance(rec.get("seq"), list) and rec.get("target_type")):
-            raise NerFormatError(f"{pred_path}:{line}: no 'bartner' {{'target_type', 'seq'}} record: BARTNER's counting "
-                                 "needs the decoder's index sequence (written by --checkpoint); --metric entity scores "
+            raise NerFormatError(f"{pred_path}:{line}: no 'bartner' {{'target_type', 'seq'}} record: BARTNER's "
+                                 "counting needs the decoder's index sequence (written by --checkpoint); --metric entity scores "
                                  "entities alone")
         if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rec["seq"]):
             raise NerFormatError(f"{pred_path}:{line}: 'bartner.seq' must be a list of non-negative integers")

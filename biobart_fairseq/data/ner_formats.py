@@ -83,7 +83,8 @@ def _check_spans(spans, i, etype, n_tokens, where):
         if e <= s:
             raise NerFormatError(f"{where}: entity {i} ({etype}): empty span [{s}, {e})")
         if s < 0 or e > n_tokens:
-            raise NerFormatError(f"{where}: entity {i} ({etype}): span [{s}, {e}) outside the sentence of {n_tokens} tokens")
+            raise NerFormatError(
+                f"{where}: entity {i} ({etype}): span [{s}, {e}) outside the sentence of {n_tokens} tokens")
 
 
 def check_sentence(sent, where, stats=None):

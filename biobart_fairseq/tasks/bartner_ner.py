@@ -185,8 +185,8 @@ class BartNerTask(FairseqTask):
         """Add a batch to :class:`BartnerCounts`: gold tuples from the encoded targets."""
         n_types = len(self.types)
         for ex, seq in zip(examples, seqs):
-            counts.add_sentence(gold_tuples(ex["target"], n_types), predicted_tuples(seq, n_types, self.cfg.target_type),
-                                ex.get("truncated_entities", 0))
+            pred = predicted_tuples(seq, n_types, self.cfg.target_type)
+            counts.add_sentence(gold_tuples(ex["target"], n_types), pred, ex.get("truncated_entities", 0))
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
