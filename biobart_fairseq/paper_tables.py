@@ -181,3 +181,31 @@ def plot_table(paper, table_cells, t, path):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# --- plans (examples/reproduce*.sh, DRY_RUN=1) ---------------------------------------------------------
+def sequences_per_gpu_hour(paper, size):
+    """Training throughput implied by §5.1: 120k updates x 2560 sequences of 512 tokens on 16 A100s
+    in 100 h (base) / 168 h (large).  The plans divide a run's training sequences by it."""
+    pre = paper["pretraining"]
+    return pre["updates"] * pre["batch_sequences"] / (pre["gpus"] * pre["hours"][size])
+
+
+def _main(argv):
+    """``python paper_tables.py rate SIZE`` | ``train-size DATASET`` | ``pretrain-hours SIZE UPDATES``:
+    numbers for the reproduce scripts' plans (run as a file: no fairseq import)."""
+    paper = load_paper()
+    if argv[:1] == ["rate"]:
+        return f"{sequences_per_gpu_hour(paper, argv[1]):.0f}"
+    if argv[:1] == ["train-size"]:
+        return str(paper["table1_train"].get(argv[1], ""))
+    if argv[:1] == ["pretrain-hours"]:
+        pre = paper["pretraining"]
+        return f"{pre['gpus'] * pre['hours'][argv[1]] * int(argv[2]) / pre['updates']:.0f}"
+    raise SystemExit(f"usage: {_main.__doc__}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(_main(sys.argv[1:]))

@@ -246,3 +246,50 @@ def test_end_to_end_tiny_pretraining_two_finetunes_and_the_tables(pubmed_text, t
     for t in ("2", "4"):
         png = (tmp_path / f"smoke-table{t}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# --- the reproduction plans ---------------------------------------------------------------------------
+def plan(script, tmp_path, *args, **env):
+    res = run(["bash", str(REPO / "examples" / script), *args], cwd=str(tmp_path), env=dict(DRY_RUN="1", **env))
+    steps = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"(\S.*?)\s+([\d.]+|\?) GPU-h  (.*)$", line)
+        if m:
+            steps[m.group(1)] = (m.group(2), m.group(3))
+    return res, steps
+
+
+def test_reproduce_plan_for_one_model_runs_nothing(tmp_path):
+    res, steps = plan("reproduce.sh", tmp_path, "checkpoints/biobart-base")
+    assert res.returncode == 0, res.stdout[-2000:]
+    assert list(tmp_path.iterdir()) == []  # DRY_RUN=1: nothing was run or written
+    recipes = {k: v for k, v in steps.items() if k != "tables"}
+    assert len(recipes) == 16 and all(k.endswith("(biobart-base)") for k in recipes)
+    for _, cmd in recipes.values():
+        script = cmd.split()[-1]
+        assert script.endswith("/run.sh") and os.path.exists(script) and "PAPER_ROW=biobart-base" in cmd
+    # hand-computed: throughput 120k x 2560 / (16 GPUs x 100 h) = 192,000 sequences per GPU-hour;
+    # CovidDialog 490 x 20 epochs, AskAPatient 30k steps x batch 8 x 10 folds, MeQSum 500 x 6
+    assert steps["covid_dialog (biobart-base)"][0] == "0.05" and steps["el_askapatient (biobart-base)"][0] == "12.50"
+    assert steps["meqsum (biobart-base)"][0] == f"{500 * 6 / 192000:.2f}"
+    assert steps["ner_cadec (biobart-base)"][0] == "?"  # Table 1 counts entities, not sentences
+    assert "SIZE=base CHECKPOINT=checkpoints/biobart-base/model.pt" in steps["icliniq (biobart-base)"][1]
+    assert "--tables 2 3 4 5" in steps["tables"][1]
+    large, steps = plan("reproduce.sh", tmp_path, "models/BART_large", DATASETS="healthcaremagic")
+    assert large.returncode == 0 and steps["healthcaremagic (bart-large)"][0] == f"{181122 * 6 / (120000 * 2560 / (16 * 168)):.2f}"
+    bad, _ = plan("reproduce.sh", tmp_path, "models/my-model")
+    assert bad.returncode == 2 and "not a row of Tables 2-5" in bad.stdout
+
+
+def test_reproduce_table6_plan(tmp_path):
+    res, steps = plan("reproduce_table6.sh", tmp_path, DATA="data-bin/pubmed", BART="checkpoints/bart-base")
+    assert res.returncode == 0, res.stdout[-2000:]
+    assert list(tmp_path.iterdir()) == []
+    for arm, row in (("TI", "ti"), ("TI+SP", "ti+sp")):
+        hours, cmd = steps[f"pretrain {arm} (40000 updates)"]
+        assert hours == "533" and cmd.startswith(f"ARM={arm} ") and cmd.endswith("ablation_ti_sp.sh")  # 1600 h x 40k/120k
+        tunes = [k for k in steps if k.endswith(f"({row})")]
+        assert len(tunes) == 7 and all(f"PAPER_ROW={row} " in steps[k][1] for k in tunes)
+    assert "--tables 6" in steps["tables"][1]
+    missing = run(["bash", str(REPO / "examples/reproduce_table6.sh")], cwd=str(tmp_path), env={"DRY_RUN": "1"})
+    assert missing.returncode != 0 and "DATA: PubMed binarized" in missing.stdout
