@@ -8,6 +8,7 @@
 # are not counted: read the figures as lower bounds.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HERE=$REPO; [ "$REPO" = "$PWD" ] && HERE=.   # printed commands stay short when run from the checkout
 DRY_RUN=${DRY_RUN:-0}
 GPUS=${GPUS-0}
 NER_DATA=${NER_DATA:-data-ner}            # NER_DATA/<dataset>: biobart-prepare-ner output (see examples/ner_*/run.sh)
@@ -38,18 +39,18 @@ finetune() {  # $1 = dataset key, $2 = checkpoint, $3 = folder with the BPE file
       [ "$ds" = covid_dialog ] && epochs=20   # §5.3: 20 epochs for dialogue, 6 for summarization
       n=$("${TABLES[@]}" train-size "$ds")
       step "$(gpu_hours $((n * epochs)) "$size")" "$ds ($row)" SIZE="$size" CHECKPOINT="$ckpt" BPE_DIR="$bpe" \
-        GPUS="$GPUS" WORK="$out/$ds" PAPER_ROW="$row" bash "$REPO/examples/$ds/run.sh" ;;
+        GPUS="$GPUS" WORK="$out/$ds" PAPER_ROW="$row" bash "$HERE/examples/$ds/run.sh" ;;
     medmentions|bc5cdr|ncbi|cometa|askapatient)
       steps=$(sed -n 's/^STEPS=\${STEPS:-\([0-9]*\)}.*/\1/p' "$REPO/examples/el_$ds/run.sh")
       [ "$ds" = askapatient ] && folds=10
       step "$(gpu_hours $((steps * 8 * folds)) "$size")" "el_$ds ($row)" CHECKPOINT="$ckpt" BPE_DIR="$bpe" \
         ARCH="bart_$size" GPUS="$GPUS" OUT="$out/el_$ds/data" SAVE_DIR="$out/el_$ds" PAPER_ROW="$row" \
-        bash "$REPO/examples/el_$ds/run.sh" ;;
+        bash "$HERE/examples/el_$ds/run.sh" ;;
     share13|share14|cadec|genia)
       # Table 1 counts entities, not sentences: the estimate needs the prepared data
       if [ -f "$NER_DATA/$ds/train.jsonl" ]; then n=$(grep -c . "$NER_DATA/$ds/train.jsonl"); n=$(gpu_hours $((n * 30)) "$size"); else n="?"; fi
       step "$n" "ner_$ds ($row)" DATA="$NER_DATA/$ds" BART="$(dirname "$ckpt")" ARCH="bartner_$size" \
-        CUDA_VISIBLE_DEVICES="$GPUS" SAVE_DIR="$out/ner_$ds" PAPER_ROW="$row" bash "$REPO/examples/ner_$ds/run.sh" ;;
+        CUDA_VISIBLE_DEVICES="$GPUS" SAVE_DIR="$out/ner_$ds" PAPER_ROW="$row" bash "$HERE/examples/ner_$ds/run.sh" ;;
     *) echo "unknown dataset $ds" >&2; return 2 ;;
   esac
 }

@@ -25,7 +25,7 @@ UPDATES=$(sed -n 's/^UPDATES=\([0-9]*\) .*/\1/p' "$REPO/examples/pretrain/ablati
 for ARM in TI TI+SP; do
   row=$(tr 'A-Z' 'a-z' <<<"$ARM")   # ti | ti+sp: the rows of Table 6
   step "$("${TABLES[@]}" pretrain-hours base "$UPDATES")" "pretrain $ARM ($UPDATES updates)" \
-    ARM="$ARM" bash "$REPO/examples/pretrain/ablation_ti_sp.sh"
+    ARM="$ARM" bash "$HERE/examples/pretrain/ablation_ti_sp.sh"
   # one folder holding the arm's weights as model.pt (the NER recipe reads BART/model.pt)
   step 0 "model folder $ARM" bash -c "mkdir -p '$OUT/$ARM/model' && ln -sfn '$PWD/checkpoints/ablation-$ARM/checkpoint_last.pt' '$OUT/$ARM/model/model.pt'"
   for ds in covid_dialog meqsum mediqa_mas medmentions cometa share13 cadec; do
