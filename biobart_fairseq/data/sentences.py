@@ -26,8 +26,8 @@ of all splitters on both GENIA splits (dev 0.999, test 0.994), so its figure is 
 other splitters were not tuned on GENIA.  Its disagreements with pysbd + fixes on the real
 exports in ``../shared/data/pubmed_xml`` (5 of 677 abstract sections; all five are right
 for the rules: "Context A. Finally", "... by X. This", a citation line, two formulas without
-spaces) were read one by one.
-pysbd with the biomedical fixes we had is kept as :func:`split_sentences_pysbd` (``biobart-prepare-pubmed --splitter pysbd``) for comparison and
+spaces) were read one by one.  pysbd with the biomedical fixes we had is kept as
+:func:`split_sentences_pysbd` (``biobart-prepare-pubmed --splitter pysbd``) for comparison and
 for corpora prepared with it before.
 
 The rules
