@@ -165,3 +165,30 @@ def test_length_limit_forces_eos(ner_data):
             assert all(s[-1] == EOS and 1 <= len(s) <= b - 1 for s in seqs), (beam, b, seqs)
             if b == 6:
                 assert any(len(s) == 5 for s in seqs)  # the limit is reached, and ends with eos
+
+
+def test_loss_logs_as_cross_entropy_and_honours_sentence_avg(ner_data):
+    """bartner_loss keeps only its forward: --sentence-avg and fairseq's cross_entropy logging apply."""
+    import math
+
+    from fairseq import metrics
+
+    task, model, criterion = setup(ner_data, "--sentence-avg")
+    task.load_dataset("train")
+    ds = task.datasets["train"]
+    sample = ds.collater([ds[i] for i in range(4)])
+    model.eval()
+    loss, size, log = criterion(model, sample)
+    logits, _ = model(**sample["net_input"])
+    lp = F.log_softmax(logits.float(), dim=-1)
+    tgt = sample["target"]
+    want = -lp.gather(-1, tgt.clamp(min=0)[..., None])[..., 0][tgt >= 0].sum()
+    ntokens = int((tgt >= 0).sum())
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert size == log["sample_size"] == 4 and log["ntokens"] == ntokens
+    with metrics.aggregate() as agg:
+        type(criterion).reduce_metrics([log])
+    got = agg.get_smoothed_values()
+    assert got["loss"] == pytest.approx(want.item() / 4 / math.log(2), abs=1e-3)
+    assert got["nll_loss"] == pytest.approx(want.item() / ntokens / math.log(2), abs=1e-3)
+    assert got["ppl"] == pytest.approx(2 ** got["nll_loss"], rel=1e-2)
