@@ -26,10 +26,11 @@ for ARM in TI TI+SP; do
   row=$(tr 'A-Z' 'a-z' <<<"$ARM")   # ti | ti+sp: the rows of Table 6
   step "$("${TABLES[@]}" pretrain-hours base "$UPDATES")" "pretrain $ARM ($UPDATES updates)" \
     ARM="$ARM" bash "$HERE/examples/pretrain/ablation_ti_sp.sh"
-  # one folder holding the arm's weights as model.pt (the NER recipe reads BART/model.pt)
-  step 0 "model folder $ARM" bash -c "mkdir -p '$OUT/$ARM/model' && ln -sfn '$PWD/checkpoints/ablation-$ARM/checkpoint_last.pt' '$OUT/$ARM/model/model.pt'"
+  # the arm's weights as OUT/ARM/model.pt (the NER recipe reads BART/model.pt)
+  [ "$DRY_RUN" = 1 ] || mkdir -p "$OUT/$ARM"
+  step 0 "link $ARM weights" ln -sfn "$PWD/checkpoints/ablation-$ARM/checkpoint_last.pt" "$OUT/$ARM/model.pt"
   for ds in covid_dialog meqsum mediqa_mas medmentions cometa share13 cadec; do
-    finetune "$ds" "$OUT/$ARM/model/model.pt" "$BART" "$row" base "$OUT/$ARM"
+    finetune "$ds" "$OUT/$ARM/model.pt" "$BART" "$row" base "$OUT/$ARM"
   done
 done
 finish "$OUT" 6
