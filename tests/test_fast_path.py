@@ -301,3 +301,53 @@ def test_pretrain_recipe_uses_the_fast_path_and_switches_back(tmp_path, pubmed_b
     # the optimisation settings are the paper's on both paths
     for g in got.values():
         assert g["lr"] == [1e-4] and g["wd"] == 0.01 and eval(g["betas"]) == (0.9, 0.98)
+
+
+def test_hf_weights_run_on_biobart_and_convert_back(tmp_path):
+    """A Hugging Face BART converted with biobart-convert runs as --arch biobart_base with HF's
+    logits, fine-tunes 2 updates on that arch, and the fine-tuned checkpoint converts
+    fairseq -> HF -> fairseq bit for bit."""
+    from test_convert import MERGE_TEXT, SHAPES, _train, make_hf_model
+
+    from biobart_fairseq.cli import binarize, convert
+    from biobart_fairseq.convert.hf_bart import dims_from_hf_config, fairseq_arch_args
+
+    hf_dir, out = tmp_path / "hf", tmp_path / "fs"
+    hf_model, _ = make_hf_model(str(hf_dir), *SHAPES["d32_mask_safetensors"])
+    assert convert.main(["hf-to-fairseq", "--hf-dir", str(hf_dir), "--out-dir", str(out)]) == 0
+    arch = fairseq_arch_args(dims_from_hf_config(__import__("json").loads((hf_dir / "config.json").read_text())))
+    arch[arch.index("--arch") + 1] = "biobart_base"
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(out / "model.pt")],
+                                                                      arg_overrides={"data": str(out)})
+    ours = ARCH_MODEL_REGISTRY["biobart_base"].build_model(cfg.model, task)
+    ours.load_state_dict(models[0].state_dict())  # strict: every name and shape matches
+    ours.eval()
+    # right padding: HF counts positions from the first column, fairseq from the first non-pad token
+    ids = torch.tensor([[0, 40, 41, 42, 43, 2], [0, 44, 45, 2, 1, 1]])
+    hf_model.eval()
+    with torch.no_grad():
+        src_lens = ids.ne(1).sum(1)
+        prev = torch.tensor([[2, 0, 40, 41], [2, 0, 44, 45]])
+        ref = hf_model(input_ids=ids, attention_mask=ids.ne(1), decoder_input_ids=prev).logits
+        got, _ = ours(ids, src_lens, prev)
+    assert (got - ref).abs().max() <= 1e-4
+
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(MERGE_TEXT[:3]) + "\n\n" + "\n".join(MERGE_TEXT[3:]) + "\n")
+    (tmp_path / "valid.txt").write_text(MERGE_TEXT[0] + "\n")
+    data = tmp_path / "bin"
+    assert binarize.main(["--train", str(text), "--valid", str(tmp_path / "valid.txt"), "-o", str(data), "--bpe", "gpt2",
+                          "--encoder-json", str(out / "encoder.json"), "--vocab-bpe", str(out / "vocab.bpe"),
+                          "--dict", str(out / "dict.txt"), "--workers", "1"]) == 0
+    save = tmp_path / "ck"
+    res = _train(["--user-dir", str(REPO / "biobart_fairseq"), "--task", "biomed_denoising", *arch,
+                  "--tokens-per-sample", "64"], data, save, out)
+    assert res.returncode == 0, res.stdout[-3000:]
+    hf2, out2 = tmp_path / "hf2", tmp_path / "fs2"
+    assert convert.main(["fairseq-to-hf", "--checkpoint", str(save / "checkpoint_last.pt"), "--data-dir", str(data),
+                         "--out-dir", str(hf2)]) == 0
+    assert convert.main(["hf-to-fairseq", "--hf-dir", str(hf2), "--out-dir", str(out2)]) == 0
+    a = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)["model"]
+    b = torch.load(out2 / "model.pt", map_location="cpu", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

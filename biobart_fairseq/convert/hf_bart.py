@@ -170,7 +170,9 @@ def fairseq_arch_args(dims):
 
 def build_fairseq_model(data_dir, arch_args, task="biomed_denoising"):
     """(cfg, model) built by fairseq itself, as fairseq-train would for ``data_dir``."""
-    from .. import compat  # noqa: F401  (registers biomed_denoising, torch.load workaround)
+    from .. import register
+
+    register()  # biomed_denoising and the torch.load workaround (the package may have been imported light)
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
@@ -368,7 +370,7 @@ def hf_config_from_fairseq(m, n_rows, path):
         return m.get(key, default) if hasattr(m, "get") else getattr(m, key, default)
 
     name = str(get("_name", get("arch", "")))
-    if not name.startswith("bart"):
+    if not name.startswith(("bart", "biobart")):  # biobart_*: the same parameters (models/biobart_transformer.py)
         raise ConversionError(f"{path}: model arch {name!r} is not a BART architecture")
     for key, want in (
         ("encoder_normalize_before", False), ("decoder_normalize_before", False), ("layernorm_embedding", True),
@@ -430,7 +432,9 @@ def hf_vocab_from_fairseq(data_dir, n_rows):
 
 def fairseq_to_hf(checkpoint, data_dir, out_dir):
     """fairseq BART checkpoint + its dict/BPE files -> HF folder (config, safetensors, tokenizer)."""
-    from .. import compat  # noqa: F401  (fairseq checkpoints pickle Namespace objects)
+    from .. import register
+
+    register()  # the weights_only workaround: fairseq checkpoints pickle Namespace objects
     from fairseq import checkpoint_utils
     from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer
 
