@@ -16,6 +16,7 @@ from collections import defaultdict
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "paper_tables.json")
 TABLES = ("2", "3", "4", "5", "6")
 SCORED_KINDS = ("seq2seq", "el", "ner")
+PAPER_BERTSCORE = "roberta-large"  # §5.3: "RoBERTa-large is used as scorer in BERTscore"
 
 
 def load_paper(path=DATA):
@@ -24,7 +25,7 @@ def load_paper(path=DATA):
 
 
 def place_runs(records, default_row=None):
-    """-> ({(row, dataset, metric): [(value, record path), ...]}, [unplaced records]).
+    """-> ({(row, dataset, metric): [(value, record path, BERTScore model), ...]}, [unplaced records]).
     Only test-split records of scored kinds count; ``default_row`` places records naming none."""
     ours, unplaced = defaultdict(list), []
     for rec in records:
@@ -34,8 +35,9 @@ def place_runs(records, default_row=None):
         if row is None:
             unplaced.append(rec)
             continue
+        scorer = (rec.get("metric_details") or {}).get("bertscore_model")
         for metric, value in rec["metrics"].items():
-            ours[(row, rec["dataset"], metric)].append((float(value), rec.get("_path")))
+            ours[(row, rec["dataset"], metric)].append((float(value), rec.get("_path"), scorer))
     return ours, unplaced
 
 
@@ -59,9 +61,12 @@ def cells(paper, ours, tables=TABLES):
                     p = tab["values"][row][ds["key"]][metric]
                     cell = {"table": t, "row": row, "dataset": ds["key"], "metric": metric, "paper": p,
                             "ours": None, "ours_sd": None, "n_runs": len(runs), "diff": None,
-                            "runs": [path for _, path in runs]}
+                            "runs": [path for _, path, _ in runs]}
+                    if metric == "bertscore_f1":  # ours scored by another model than the paper's: flagged
+                        cell["bertscore_models"] = sorted({m for _, _, m in runs if m and os.path.basename(
+                            m.rstrip("/")) != PAPER_BERTSCORE})
                     if runs:
-                        cell["ours"], cell["ours_sd"], _ = summarize([v for v, _ in runs])
+                        cell["ours"], cell["ours_sd"], _ = summarize([v for v, _, _ in runs])
                         if p is not None:
                             cell["diff"] = cell["ours"] - p
                     out.append(cell)
@@ -76,7 +81,7 @@ def cell_text(cell, decimals):
     paper = _fmt(cell["paper"], decimals)
     if cell["ours"] is None:
         return f"{paper} / missing"
-    ours = _fmt(cell["ours"], decimals)
+    ours = _fmt(cell["ours"], decimals) + ("†" if cell.get("bertscore_models") else "")
     if cell["n_runs"] > 1:
         ours += f"±{cell['ours_sd']:.{decimals}f} (n={cell['n_runs']})"
     return f"{paper} / {ours} / {_fmt(cell['diff'], decimals, signed=True)}"
@@ -107,6 +112,9 @@ def render_markdown(paper, table_cells, tables=TABLES):
             sources = [f"{d['name']}: {tab['sota_sources'][d['key']]}" for d in block if d["key"] in tab["sota_sources"]]
             if sources:
                 lines.append("\nState-of-the-art sources: " + "; ".join(sources))
+        other = sorted({m for c in table_cells if c["table"] == t for m in c.get("bertscore_models", ())})
+        if other:
+            lines.append(f"\n† BERTScore of ours computed with {', '.join(other)}, not RoBERTa-large as in the paper.")
     return "\n".join(lines) + "\n"
 
 

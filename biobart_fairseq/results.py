@@ -373,10 +373,10 @@ def find(folders):
     found = []
     for folder in folders:
         if os.path.isfile(folder):
-            found.append(folder)
+            found.append(os.path.abspath(folder))
             continue
         for root, dirs, files in os.walk(folder):
             dirs.sort()
             if "results.json" in files:
-                found.append(os.path.join(root, "results.json"))
-    return sorted(set(found))
+                found.append(os.path.abspath(os.path.join(root, "results.json")))
+    return sorted(set(found))  # a run named twice (its folder and its file) counts once

@@ -109,7 +109,7 @@ def test_one_run_several_seeds_and_missing_cells():
         ("4", "bart-large", "ncbi", m) for m in ("recall@1", "recall@5")}
     # placing the unplaced run on request
     ours2, unplaced2 = P.place_runs(recs, default_row="bart-base")
-    assert not unplaced2 and ours2[("bart-base", "ncbi", "recall@1")] == [(2.0, "unplaced")]
+    assert not unplaced2 and ours2[("bart-base", "ncbi", "recall@1")] == [(2.0, "unplaced", None)]
 
     md = P.render_markdown(paper, list(cells.values()), ["2", "4"])
     assert "| BioBART base | 28.14 / 28.00±2.83 (n=2) / -0.14 |" in md
@@ -119,6 +119,15 @@ def test_one_run_several_seeds_and_missing_cells():
     assert len(rows) == len(cells)
     r = next(r for r in rows if (r["table"], r["row"], r["dataset"], r["metric"]) == ("4", "bart-large", "ncbi", "recall@5"))
     assert float(r["ours"]) == 96.0 and float(r["diff"]) == pytest.approx(96.0 - 95.52) and r["n_runs"] == "1"
+
+
+def test_bertscore_from_another_model_than_the_papers_is_flagged():
+    paper = P.load_paper()
+    a = dict(record("covid_dialog", "biobart-base", {"bertscore_f1": 0.80}), metric_details={"bertscore_model": "/m/minilm"})
+    b = dict(record("covid_dialog", "bart-base", {"bertscore_f1": 0.86}), metric_details={"bertscore_model": "roberta-large"})
+    md = P.render_markdown(paper, P.cells(paper, P.place_runs([a, b])[0], ["2"]), ["2"])
+    assert "| 0.849 / 0.800† / -0.049 |" in md and "| 0.852 / 0.860 / +0.008 |" in md
+    assert "† BERTScore of ours computed with /m/minilm, not RoBERTa-large as in the paper." in md
 
 
 def test_cli_formats_plot_and_unreadable_records(tmp_path, capsys):
