@@ -35,7 +35,9 @@ def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", data_dir=No
     ``data_dir`` holds ``dict.txt`` and ``bpe.json`` (default: ``model_dir``);
     ``bpe_info`` overrides the path of ``bpe.json``.
     """
-    from . import compat  # noqa: F401  (checkpoint loading needs the weights_only workaround)
+    from . import register
+
+    register()  # checkpoint loading needs the weights_only workaround and the plugin's tasks
     from fairseq.models.bart import BARTModel
 
     data_dir = os.path.abspath(data_dir or model_dir)

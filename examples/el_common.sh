@@ -1,7 +1,7 @@
 # Shared by examples/el_*/run.sh (sourced after each recipe sets its variables):
 # data preparation and one fine-tune + constrained-decoding + Recall@k run.
 
-PLUGIN=$(python -c 'import biobart_fairseq, os; print(os.path.dirname(biobart_fairseq.__file__))')
+PLUGIN=$(python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')  # no import: registering takes seconds
 DEVICE_FLAGS=()
 [ -z "$GPUS" ] && DEVICE_FLAGS=(--cpu)
 export CUDA_VISIBLE_DEVICES="$GPUS"
@@ -39,7 +39,7 @@ write_results() {  # $1 = dataset key, $2 = SAVE_DIR, then biobart-el-eval resul
   local dataset=$1 save=$2 ckpt=$2/checkpoint_last.pt
   shift 2
   [ $# -gt 1 ] && ckpt=""   # folds: each fold has its own checkpoint
-  python "$PLUGIN/cli/write_results.py" --kind el --dataset "$dataset" --split test --scores "$@" \
+  python -m biobart_fairseq.cli.write_results --kind el --dataset "$dataset" --split test --scores "$@" \
     --model "$CHECKPOINT" ${ckpt:+--checkpoint "$ckpt"} ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
     --decoding beam="$BEAM" --setting arch="$ARCH" lr="$LR" steps="$STEPS" warmup="$WARMUP" \
     context_words="$CONTEXT_WORDS" style="${STYLE:-raw}" gpus="$GPUS" "extra_train_args=${EXTRA_TRAIN_ARGS:-}" \

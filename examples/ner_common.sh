@@ -33,7 +33,7 @@ if [[ " $STAGES " == *" test "* ]]; then
   # (bart-base, biobart-base, ...; default: from the model).  The file is run directly: importing
   # the package would import fairseq (seconds) for a JSON writer.
   NER_DATASET=${NER_DATASET:-$(basename "$(cd "$(dirname "$0")" && pwd)")}
-  "$PYTHON" "$PLUGIN/cli/write_results.py" --kind ner --dataset "${NER_DATASET#ner_}" --split test \
+  "$PYTHON" -m biobart_fairseq.cli.write_results --kind ner --dataset "${NER_DATASET#ner_}" --split test \
     --scores "$SAVE_DIR/test.scores.json" --model "$BART/model.pt" --checkpoint "$SAVE_DIR/checkpoint_best.pt" \
     ${PAPER_ROW:+--paper-row "$PAPER_ROW"} --decoding beam="$BEAM" max_len_a="$LEN_A" max_len_b=10 \
     --setting arch="$ARCH" target_type="$TARGET_TYPE" lr="$LR" epochs="$EPOCHS" batch="$BATCH" seed="$SEED" \

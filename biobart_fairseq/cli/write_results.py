@@ -13,16 +13,9 @@ Exit status: 0 written; 2 unusable input (the message names the file).
 """
 
 import argparse
-import os
 import sys
 
-if __package__:
-    from .. import results as R
-else:
-    # The recipes run this file directly (python $PLUGIN/cli/write_results.py): importing the
-    # package would import fairseq -- seconds per call -- for a JSON writer that needs none of it.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import results as R  # noqa: E402
+from .. import results as R
 
 PROG = "biobart-results"
 

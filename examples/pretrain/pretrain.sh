@@ -48,7 +48,7 @@ if [ "$FAST" = 1 ]; then
 else
   MODEL_ARGS=(--arch "$ARCH" --criterion cross_entropy --optimizer adam)
 fi
-PLUGIN=$(python -c 'import biobart_fairseq, os; print(os.path.dirname(biobart_fairseq.__file__))')
+PLUGIN=$(python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')  # no import: registering takes seconds
 echo "world size $WORLD, update-freq $UPDATE_FREQ: $((WORLD * MAX_TOKENS * UPDATE_FREQ)) tokens/update, warm-up $WARMUP"
 
 "${LAUNCHER[@]}" "$DATA" \
@@ -70,7 +70,7 @@ echo "world size $WORLD, update-freq $UPDATE_FREQ: $((WORLD * MAX_TOKENS * UPDAT
 # fine-tuned from this run take their paper row from it: PAPER_ROW, else the folder name
 # (biobart-base, ablation-TI, ...).  Written once, by node 0, after training finished.
 if [ "$NODE_RANK" = 0 ] && [ -f "$SAVE_DIR/checkpoint_last.pt" ]; then
-  python "$PLUGIN/cli/write_results.py" --kind pretrain --dataset pubmed --split valid \
+  python -m biobart_fairseq.cli.write_results --kind pretrain --dataset pubmed --split valid \
     --model "$BART/model.pt" --checkpoint "$SAVE_DIR/checkpoint_last.pt" ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
     --setting arch="$ARCH" updates="$UPDATES" lr="$LR" batch_seqs="$BATCH_SEQS" world="$WORLD" \
     update_freq="$UPDATE_FREQ" max_tokens="$MAX_TOKENS" precision="$PRECISION" "extra_args=$*" \

@@ -11,7 +11,7 @@ LR=${LR:-2e-3}
 SEED=${SEED:-1}
 shift 2
 
-PLUGIN=$(python -c 'import biobart_fairseq, os; print(os.path.dirname(biobart_fairseq.__file__))')
+PLUGIN=$(python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')  # no import: registering takes seconds
 
 fairseq-train "$DATA" --user-dir "$PLUGIN" --task biomed_denoising \
   --arch bart_base --encoder-layers 2 --decoder-layers 2 \
@@ -33,7 +33,7 @@ fairseq-train "$DATA" --user-dir "$PLUGIN" --task biomed_denoising \
 
 # SAVE_DIR/results.json (biobart-results): what was run and its best validation loss; PAPER_ROW
 # (e.g. biobart-base) is the row that models fine-tuned from this checkpoint stand for.
-python "$PLUGIN/cli/write_results.py" --kind pretrain --dataset pubmed --split valid \
+python -m biobart_fairseq.cli.write_results --kind pretrain --dataset pubmed --split valid \
   --checkpoint "$SAVE_DIR/checkpoint_last.pt" ${PAPER_ROW:+--paper-row "$PAPER_ROW"} \
   --setting updates="$UPDATES" lr="$LR" seed="$SEED" "extra_args=$*" \
   --command="$(printf '%q ' bash "$0" "$DATA" "$SAVE_DIR" "$@")" -o "$SAVE_DIR/results.json"
