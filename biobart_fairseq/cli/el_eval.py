@@ -17,7 +17,6 @@ import os
 import sys
 import time
 
-import torch
 from tqdm import tqdm
 
 from ..metrics.recall_at_k import average_folds, recall_at_k
@@ -57,8 +56,11 @@ def read_meta(path):
 
 
 def load(data, checkpoint, cpu=True):
-    import biobart_fairseq  # noqa: F401  (applies compat)
-    import biobart_fairseq.tasks.entity_linking  # noqa: F401  (registers biomed_entity_linking)
+    import torch
+
+    from .. import register
+
+    register()  # biomed_entity_linking and the weights_only workaround for fairseq checkpoints
     from fairseq import checkpoint_utils
 
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
@@ -175,6 +177,8 @@ def main(argv=None):
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     if args.threads > 0:
+        import torch  # here, not at the top: --help and argument errors start without it
+
         torch.set_num_threads(args.threads)
     models, task = load(args.data, args.path, cpu=not args.gpu)
     t0 = time.perf_counter()

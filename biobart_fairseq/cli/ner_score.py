@@ -67,9 +67,9 @@ def predict(args):
     import torch
     from fairseq import checkpoint_utils
 
-    from .. import compat  # noqa: F401  (weights_only workaround for fairseq checkpoints)
-    from ..tasks import bartner_ner  # noqa: F401  (registers task, model, criterion)
-    from ..models import bartner  # noqa: F401
+    from .. import register
+
+    register()  # bartner task/model/criterion and the weights_only workaround for fairseq checkpoints
 
     overrides = {"data": os.path.abspath(args.data)} if args.data else {}
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([args.checkpoint], arg_overrides=overrides)
