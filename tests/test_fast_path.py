@@ -351,3 +351,30 @@ def test_hf_weights_run_on_biobart_and_convert_back(tmp_path):
     a = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)["model"]
     b = torch.load(out2 / "model.pt", map_location="cpu", weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_linear_cross_entropy_fp16_applies_the_loss_scale_before_the_cast():
+    """fp16 (recompute path): gradients equal the fp32 reference scaled by the loss scale, and
+    probabilities far below fp16's smallest subnormal still contribute once scaled, as in
+    stock fairseq where the scaled gradient of the fp32 log-softmax is cast to fp16."""
+    g = torch.Generator().manual_seed(2)
+    hidden = torch.randn(24, 16, generator=g)
+    weight = 0.1 * torch.randn(400, 16, generator=g)
+    hidden[:, 0] = 1.0
+    weight[7] = 0.0
+    weight[7, 0] = -12.0  # token 7: probability ~1.5e-8 in every row, below half of fp16's smallest subnormal
+    target = torch.randint(0, 400, (24,), generator=g)
+    target[target == 7] = 8
+    h16, w16 = hidden.half().requires_grad_(), weight.half().requires_grad_()
+    loss, _ = linear_cross_entropy(h16, w16, target, 0.0, chunk_rows=10)
+    (loss * 2.0**10).backward()  # what FP16Optimizer does with its loss scale
+    h32, w32 = h16.detach().float().requires_grad_(), w16.detach().float().requires_grad_()
+    ref, _ = reference_loss(h32 @ w32.t(), target, 0.0, pad=-100)
+    (ref * 2.0**10).backward()
+    assert h16.grad.dtype == torch.float16 and torch.isfinite(h16.grad).all() and torch.isfinite(w16.grad).all()
+    assert (h16.grad.float() - h32.grad).abs().max() <= 1e-2 * h32.grad.abs().max()
+    assert (w16.grad.float() - w32.grad).abs().max() <= 1e-2 * w32.grad.abs().max()
+    p7 = torch.softmax(h32.detach() @ w32.detach().t(), -1)[:, 7]
+    assert p7.max() < 2.9e-8 and (p7 * 2.0**10).min() > 1e-5
+    row7 = w32.grad[7]
+    assert row7.abs().max() > 0 and (w16.grad[7].float() - row7).abs().max() <= 0.05 * row7.abs().max()
