@@ -183,7 +183,7 @@ def main() -> int:
             )
         worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peak RSS: main process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB, "
-              f"largest worker {worker_rss:.0f} MiB")
+              f"largest worker {worker_rss:.0f} MiB (counting the imported libraries, shared after fork)")
     per_record = resolution_bytes_per_record(args.memory_records)
     print(
         f"version resolution: {per_record:.1f} bytes per record at the peak ({args.memory_records:,} records); "
