@@ -28,6 +28,15 @@ TINY = ("--arch bartner_base --encoder-layers 1 --decoder-layers 1 --encoder-emb
         "--decoder-attention-heads 2").split()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """A d=32 model gains nothing from threads, and on a busy 2-core machine they cost 10x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def ner_data(tmp_path_factory):
     """A bartner_ner data folder: 10 short real GENIA sentences (with nesting) and a real
@@ -158,7 +167,7 @@ def test_tiny_model_learns_real_entities_exactly(ner_data, tmp_path, capsys):
            "--maximize-best-checkpoint-metric", "--no-epoch-checkpoints", "--cpu", "--num-workers", "0",
            "--seed", "1", "--save-dir", str(save), "--log-format", "simple", "--log-interval", "40", "--no-progress-bar"]
     n_gold = sum(len(s["entities"]) for s in ner_formats.read_jsonl(ner_data / "train.jsonl"))
-    res = run(cmd)
+    res = run(cmd, env={"OMP_NUM_THREADS": "1"})  # one thread: see one_thread
     assert res.returncode == 0, res.stdout[-3000:]
     valid = [line for line in res.stdout.splitlines() if "valid on 'dev'" in line]
     assert len(valid) == 2 and "| ner_f1 1 |" in valid[-1], "\n".join(valid)  # the task's own dev F1
