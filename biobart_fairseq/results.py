@@ -85,8 +85,8 @@ def seq2seq_metrics(scores_path, bertscore_model=None):
     if not metrics:
         raise ResultsError(f"{scores_path}: no ROUGE/BLEU/BERTScore keys (is it biobart-score --json output?)")
     details = {"n": s.get("n"), "scorer": "biobart-score"}
-    if "bertscore_f1" in metrics:
-        details["bertscore_model"] = bertscore_model or "unknown"
+    if "bertscore_f1" in metrics:  # biobart-score records its model; older files leave it to the caller
+        details["bertscore_model"] = s.get("bertscore_model") or bertscore_model or "unknown"
     return metrics, details
 
 
@@ -101,7 +101,7 @@ def el_metrics(paths):
     for p, r in zip(paths, runs):
         if [k for k in r if k.startswith("R@")] != keys:
             raise ResultsError(f"{p}: R@k keys {sorted(k for k in r if k.startswith('R@'))} differ from {paths[0]}'s")
-    # unweighted mean over folds, as biobart-el-eval --average (kept here: this module imports no fairseq)
+    # the unweighted mean over folds (as biobart-el-eval --average), once every fold has the same R@k keys
     metrics = {f"recall@{k[2:]}": 100.0 * sum(float(r[k]) for r in runs) / len(runs) for k in keys}
     details = {"n": sum(int(r.get("n", 0)) for r in runs), "scorer": "biobart-el-eval",
                "match": "a gold CUI among the top-k names' CUIs"}

@@ -35,7 +35,6 @@ run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
 write_results() {  # $1 = dataset key, $2 = SAVE_DIR, then biobart-el-eval results file(s): several = folds, averaged
   # SAVE_DIR/results.json in the paper's units (biobart-results; biobart-tables reads it).  PAPER_ROW =
   # the paper's row this run stands for (bart-base, biobart-base, ...; default: from the model).
-  # The file is run directly: importing the package would import fairseq (seconds) for a JSON writer.
   local dataset=$1 save=$2 ckpt=$2/checkpoint_last.pt
   shift 2
   [ $# -gt 1 ] && ckpt=""   # folds: each fold has its own checkpoint

@@ -30,8 +30,7 @@ fi
 if [[ " $STAGES " == *" test "* ]]; then
   # SAVE_DIR/results.json in the paper's units (biobart-results; biobart-tables reads it); the dataset
   # key is the recipe's folder name without "ner_".  PAPER_ROW = the paper's row this run stands for
-  # (bart-base, biobart-base, ...; default: from the model).  The file is run directly: importing
-  # the package would import fairseq (seconds) for a JSON writer.
+  # (bart-base, biobart-base, ...; default: from the model).
   NER_DATASET=${NER_DATASET:-$(basename "$(cd "$(dirname "$0")" && pwd)")}
   "$PYTHON" -m biobart_fairseq.cli.write_results --kind ner --dataset "${NER_DATASET#ner_}" --split test \
     --scores "$SAVE_DIR/test.scores.json" --model "$BART/model.pt" --checkpoint "$SAVE_DIR/checkpoint_best.pt" \

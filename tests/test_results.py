@@ -30,6 +30,9 @@ def test_scorer_outputs_in_the_papers_units(tmp_path):
     m, d = R.seq2seq_metrics(s, "roberta-large")
     assert m == {"rouge1": 27.5, "rouge2": 12.0, "rougeL": 25.0, "rougeLsum": 25.5, "bleu": 10.1, "bertscore_f1": 0.851}
     assert d["bertscore_model"] == "roberta-large" and d["n"] == 61
+    s2 = write(tmp_path / "scores2.json", {"rouge1": 1.0, "bertscore_f1": 0.9, "bertscore_model": "/m/minilm", "n": 2,
+                                           "scales": {"rouge1": "F-measure x 100"}})
+    assert R.seq2seq_metrics(s2, "roberta-large")[1]["bertscore_model"] == "/m/minilm"  # the scorer's own record wins
     # biobart-el-eval: fractions -> x 100; folds -> unweighted mean of the folds (AskAPatient)
     f1 = write(tmp_path / "f1.json", {"R@1": 0.5, "R@5": 0.75, "n": 4, "outputs_not_in_kb": 0})
     f2 = write(tmp_path / "f2.json", {"R@1": 1.0, "R@5": 1.0, "n": 2, "outputs_not_in_kb": 0})
