@@ -48,6 +48,10 @@ def prepare_seq2seq():
     return run("prepare_seq2seq")
 
 
+def binarize_seq2seq():
+    return run("binarize_seq2seq")
+
+
 def score():
     return run("score")
 

@@ -46,6 +46,7 @@ COMMANDS = {
     "biobart-fill-mask": "fill_mask",
     "biobart-convert": "convert",
     "biobart-prepare-seq2seq": "prepare_seq2seq",
+    "biobart-binarize-seq2seq": "binarize_seq2seq",
     "biobart-score": "score",
     "biobart-prepare-el": "prepare_el",
     "biobart-el-eval": "el_eval",

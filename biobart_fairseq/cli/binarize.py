@@ -384,6 +384,7 @@ def write_shards(out, tmp, splits, dict_path, n_shards, workers, bpe_info):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="biobart-binarize",
         description="Apply a BPE to document-format text (one sentence per line, blank line between "
         "documents) and binarize it with fairseq-preprocess --only-source for biomed_denoising.",

@@ -1,6 +1,6 @@
 """Second step of seq2seq preparation: BPE + ``fairseq-preprocess`` for the translation task.
 
-``python -m biobart_fairseq.cli.binarize_seq2seq --data-dir PREP -o DATA_BIN --bpe gpt2
+``biobart-binarize-seq2seq --data-dir PREP -o DATA_BIN --bpe gpt2
 --encoder-json bart/encoder.json --vocab-bpe bart/vocab.bpe --dict bart/dict.txt``
 
 reads ``PREP/{train,valid,test}.{source,target}`` (written by ``biobart-prepare-seq2seq``;
@@ -28,7 +28,8 @@ SPLITS = ("train", "valid", "test")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        prog="python -m biobart_fairseq.cli.binarize_seq2seq",
+        allow_abbrev=False,
+        prog="biobart-binarize-seq2seq",
         description="Apply a BPE to {train,valid,test}.{source,target} and binarize them with fairseq-preprocess "
         "for --task translation / biomed_translation.",
     )
@@ -45,7 +46,7 @@ def parse_args(argv):
 
 
 def fail(msg):
-    print(f"binarize_seq2seq: error: {msg}", file=sys.stderr)
+    print(f"biobart-binarize-seq2seq: error: {msg}", file=sys.stderr)
     return 2
 
 

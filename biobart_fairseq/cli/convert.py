@@ -9,6 +9,7 @@ PROG = "biobart-convert"
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=PROG,
         description="Convert BART-family weights (facebook/bart-base, facebook/bart-large, "
         "GanjinZero/biobart-base/-large) between Hugging Face format and fairseq checkpoints, "
@@ -16,7 +17,7 @@ def parse_args(argv):
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="{hf-to-fairseq,fairseq-to-hf}")
     h = sub.add_parser(
-        "hf-to-fairseq",
+        "hf-to-fairseq", allow_abbrev=False,
         help="HF folder -> fairseq model.pt + dict.txt/encoder.json/vocab.bpe/bpe.json",
         description="Write OUT/model.pt (a fairseq checkpoint for --task biomed_denoising, usable with "
         "fairseq-train --restore-file OUT/model.pt --reset-optimizer --reset-dataloader --reset-meters, "
@@ -27,7 +28,7 @@ def parse_args(argv):
                    help="HF model folder with config.json, model.safetensors or pytorch_model.bin, vocab.json, merges.txt")
     h.add_argument("--out-dir", required=True, help="destination folder (created if needed; files in it are overwritten)")
     f = sub.add_parser(
-        "fairseq-to-hf",
+        "fairseq-to-hf", allow_abbrev=False,
         help="fairseq BART checkpoint -> HF folder (config.json, model.safetensors, vocab.json, merges.txt)",
         description="Write an HF folder that BartForConditionalGeneration.from_pretrained and "
         "BartTokenizer.from_pretrained load offline.",

@@ -7,6 +7,7 @@ import sys
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="biobart-fill-mask",
         description="Print the top-k fillings of the <mask> token(s) in each sentence, using a "
         "checkpoint trained with --task biomed_denoising (or any BART denoising checkpoint).",

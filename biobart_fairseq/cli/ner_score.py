@@ -34,7 +34,7 @@ from ..metrics.entity_f1 import score
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="biobart-ner-score", description="Entity-level micro P/R/F1 of NER predictions.",
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="biobart-ner-score", description="Entity-level micro P/R/F1 of NER predictions.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gold", help="gold canonical JSONL (default with --checkpoint: DATA/SPLIT.jsonl)")
     p.add_argument("--pred", help="predicted canonical JSONL, one line per gold line")

@@ -394,7 +394,7 @@ def prepare_model_inputs(args, out, splits, kb_pairs, report, ctx):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True, choices=["ncbi", "bc5cdr", "medmentions", "cometa", "askapatient", "jsonl"],
                    help="which published format --input is in (jsonl: our own canonical files, for step 2 only)")
     p.add_argument("--input", required=True,

@@ -41,7 +41,7 @@ from ..data.ner_targets import TARGET_TYPES, decode_target
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="biobart-prepare-ner", description=__doc__.split("\n\n")[0].strip("`: "),
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="biobart-prepare-ner", description=__doc__.split("\n\n")[0].strip("`: "),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", required=True, choices=sorted(ner_formats.READERS),
                    help="input format: dai = 3-line blocks of Dai et al. 2020 (CADEC, ShARe13/14), genia = GENIA "

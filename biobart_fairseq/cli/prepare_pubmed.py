@@ -479,6 +479,7 @@ def _copy_documents(text_path: Path, lengths: np.ndarray, write: np.ndarray, cod
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=PROG,
         description=(
             "Turn PubMed/MEDLINE XML files (PubmedArticleSet, as in the annual baseline and the "

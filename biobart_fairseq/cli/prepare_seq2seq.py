@@ -33,9 +33,10 @@ EXPECTED = {
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="biobart-prepare-seq2seq",
         description="Turn a BioBART fine-tuning dataset, in the format its authors publish it, into "
-        "{train,valid,test}.{source,target} + stats.json for biobart_fairseq.cli.binarize_seq2seq.",
+        "{train,valid,test}.{source,target} + stats.json for biobart-binarize-seq2seq.",
         epilog="Expected inputs per dataset:\n" + "\n".join(f"  {k}: {v}" for k, v in EXPECTED.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

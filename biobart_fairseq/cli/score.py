@@ -12,7 +12,8 @@ from ..data.seq2seq_readers import unescape_newlines
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        prog="biobart-score", allow_abbrev=False,
+        allow_abbrev=False,
+        prog="biobart-score",
         description="Score generated text line by line against references: ROUGE (rouge-score, Porter stemmer, "
         "F x 100), corpus BLEU (sacrebleu, 0-100) and BERTScore F1 (bert-score, 0-1 as in the paper). "
         "The BERTScore model is looked for first (local folder, Hugging Face cache, one download if the hub "

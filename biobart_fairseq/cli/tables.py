@@ -24,7 +24,7 @@ PROG = "biobart-tables"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders searched for results.json (or the files)")
     p.add_argument("--tables", nargs="+", choices=P.TABLES, default=list(P.TABLES),
                    help="which of the paper's tables (default: all)")

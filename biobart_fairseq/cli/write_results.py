@@ -21,7 +21,7 @@ PROG = "biobart-results"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kind", required=True, choices=R.KINDS, help="which scorer produced --scores")
     p.add_argument("--dataset", required=True, help="dataset key as in the paper tables (covid_dialog, ncbi, cadec, ...)")
     p.add_argument("--split", default="test", help="the split scored (default: %(default)s)")

@@ -1,0 +1,94 @@
+"""The biobart-* commands behave alike: each module in biobart_fairseq/cli has an installed
+console script, and no command takes an abbreviated flag for a full one (``--bea 3`` once ran
+biobart-el-eval with beam 3)."""
+
+import argparse
+import importlib
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+
+CLI_DIR = Path(__file__).resolve().parents[1] / "biobart_fairseq" / "cli"
+MODULES = sorted(p.stem for p in CLI_DIR.glob("*.py") if p.stem != "__init__" and "def main(" in p.read_text())
+
+
+def test_every_command_has_a_console_script():
+    scripts = {ep.value.split(":")[1]: ep.name for ep in importlib.metadata.entry_points(group="console_scripts")
+               if ep.value.startswith("biobart_launch:")}
+    missing = [m for m in MODULES if m not in scripts]
+    assert not missing, f"cli modules without a console script (setup.py COMMANDS, biobart_launch.py): {missing}"
+    assert scripts["binarize_seq2seq"] == "biobart-binarize-seq2seq"
+    import biobart_launch
+
+    assert all(callable(getattr(biobart_launch, m)) for m in MODULES)
+
+
+class _Captured(Exception):
+    pass
+
+
+def _parser_of(module_name, monkeypatch):
+    """The parser a command builds: its main() is stopped where it calls parse_args."""
+    seen = {}
+
+    def capture(self, args=None, namespace=None):
+        seen["parser"] = self
+        raise _Captured
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    module = importlib.import_module(f"biobart_fairseq.cli.{module_name}")
+    with pytest.raises(_Captured):
+        module.main([])
+    monkeypatch.undo()
+    return seen["parser"]
+
+
+def _parsers(parser, name):
+    """The parser and, for commands with sub-commands, each sub-command's parser."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [(name, parser)]
+    return [(f"{name} {k}", p) for a in subs for k, p in a.choices.items()]
+
+
+def _abbreviations_taken(parser):
+    """Long options whose abbreviation (all but the last letter) the parser takes for them."""
+    for a in parser._actions:
+        a.required = False  # so that only the probe matters, not the command's required inputs
+    for g in parser._mutually_exclusive_groups:
+        g.required = False
+    longs = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    taken = []
+    for a in parser._actions:
+        for opt in a.option_strings:
+            short = opt[:-1]
+            if not opt.startswith("--") or opt == "--help" or short in longs:
+                continue
+            value = [str(next(iter(a.choices)))] if a.choices else (["1"] if a.nargs != 0 else [])
+            try:
+                _, extras = parser.parse_known_args([short] + value)
+            except SystemExit:  # e.g. an ambiguous abbreviation: still not an unknown flag
+                taken.append(opt)
+                continue
+            if short not in extras:
+                taken.append(opt)
+    return taken
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_abbreviated_flags_are_unknown(module_name, monkeypatch, capsys):
+    for name, parser in _parsers(_parser_of(module_name, monkeypatch), module_name):
+        n_long = sum(1 for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help")
+        assert n_long > 0 or name == "convert", name
+        assert _abbreviations_taken(parser) == [], f"{name} accepts abbreviated flags"
+    capsys.readouterr()
+
+
+def test_abbreviated_flag_is_an_error_naming_it(tmp_path, capsys):
+    from biobart_fairseq.cli import score
+
+    (tmp_path / "h").write_text("a b\n")
+    with pytest.raises(SystemExit) as e:
+        score.main(["--hyp", str(tmp_path / "h"), "--ref", str(tmp_path / "h"), "--no-bert"])
+    assert e.value.code == 2 and "unrecognized arguments: --no-bert" in capsys.readouterr().err
