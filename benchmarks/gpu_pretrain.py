@@ -68,6 +68,9 @@ def sh(cmd, log, env=None, timeout=None):
     except subprocess.TimeoutExpired as e:
         out, rc = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), 124
     Path(log).write_text(out)
+    if os.environ.get("OUT"):  # the device tool returns $OUT even after a time-out
+        (Path(os.environ["OUT"]) / "logs").mkdir(parents=True, exist_ok=True)
+        (Path(os.environ["OUT"]) / "logs" / Path(log).name).write_text(out[-200_000:])
     print(f"   ({Path(log).name}: rc {rc}, {time.time() - t0:.0f} s)", flush=True)
     return rc, out
 
@@ -111,7 +114,7 @@ class Bench:
         data = self.work / "data-bin"
         rc, _ = sh([self.py, "-m", "biobart_fairseq.cli.binarize", "--train", big, "--valid", corpus / "valid.txt",
                     "-o", data, "--bpe", "sentencepiece", "--vocab-size", str(self.a.spm_vocab),
-                    "--spm-max-sentences", "200000", "--workers", str(self.a.workers)], self.work / "binarize.log")
+                    "--spm-max-sentences", "50000", "--workers", str(self.a.workers)], self.work / "binarize.log")
         if rc != 0:
             raise SystemExit("binarize failed; see binarize.log")
         n_dict = self._pad_dictionary(data / "dict.txt", self.a.dict_size)
@@ -321,6 +324,8 @@ class Bench:
         out = Path(self.a.results) / f"{'gpu' if not self.cpu else 'cpu'}-{card}-{self.results['date']}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.results, indent=1) + "\n")
+        if os.environ.get("OUT"):
+            (Path(os.environ["OUT"]) / out.name).write_text(out.read_text())
         print(f"== wrote {out}", flush=True)
 
 
@@ -357,21 +362,29 @@ for attn in ['sdpa', 'eager']:
 """
 
 
+START = time.time()
+# rough GPU wall time of each step (start-up included), for --budget-s
+STEP_SECONDS = {"padding": 20, "throughput": 170, "hf": 30, "large": 45, "seq2seq": 60, "el_decode": 60,
+                "compiled": 120}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", action="store_true", help="tiny sizes on the CPU: checks that every step runs")
     p.add_argument("--shared", default=str(REPO.parent / "shared" / "data"), help="folder with the shared datasets")
     p.add_argument("--work", default=None, help="scratch folder for data and logs (default: a temporary one)")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "results"), help="where the JSON goes")
+    p.add_argument("--budget-s", type=float, default=float("inf"),
+                   help="seconds this script may take (from its start); later steps that would not fit are skipped")
     p.add_argument("--only", default="data,padding,throughput,hf,large,seq2seq,el_decode,compiled",
                    help="comma-separated steps to run (data is always run)")
     args = p.parse_args(argv)
     big = not args.cpu
-    defaults = dict(workers=min(16, os.cpu_count() or 2), corpus_words=6_000_000 if big else 60_000,
+    defaults = dict(workers=min(16, os.cpu_count() or 2), corpus_words=3_000_000 if big else 60_000,
                     spm_vocab=8000 if big else 1000, dict_size=50265 if big else 2000,
                     tokens_per_sample=512 if big else 128, max_tokens=32768 if big else 1024,
-                    stock_updates=40 if big else 6, our_updates=200 if big else 8, large_updates=30 if big else 4,
-                    log_interval=10 if big else 2, loader_workers=6 if big else 0, run_timeout=240 if big else 600)
+                    stock_updates=30 if big else 6, our_updates=200 if big else 8, large_updates=30 if big else 4,
+                    log_interval=10 if big else 2, loader_workers=6 if big else 0, run_timeout=150 if big else 600)
     for k, v in defaults.items():
         setattr(args, k, v)
     if args.work is None:
@@ -386,9 +399,15 @@ def main(argv=None):
     bench.environment()
     steps = [s.strip() for s in args.only.split(",")]
     bench.data()
-    # in order of importance: a time-out on a GPU machine keeps the figures written so far
+    # in order of importance: a time-out on a GPU machine keeps the figures written so far,
+    # and a step that would not finish inside --budget-s is skipped (and listed as skipped)
     for step in ("padding", "throughput", "hf", "large", "seq2seq", "el_decode", "compiled"):
         if step in steps:
+            left = args.budget_s - (time.time() - START)
+            if left < STEP_SECONDS[step]:
+                bench.results["steps"][step + "_skipped"] = f"{left:.0f} s left of --budget-s, needs ~{STEP_SECONDS[step]}"
+                print(f"== {step}: skipped, {left:.0f} s left", flush=True)
+                continue
             try:
                 getattr(bench, step)()
             except Exception as e:  # noqa: BLE001 - one failed step must not lose the others' figures

@@ -8,7 +8,9 @@
 #
 # On the GPU machine it installs the carried wheels into a temporary folder, builds fairseq
 # against the machine's own torch, then runs the Python script.  Output: the JSON under
-# benchmarks/results/ and, when $OUT is set (the device tool), a copy of it and every log in $OUT.
+# benchmarks/results/ and, when $OUT is set (the device tool), a copy of it and every log in $OUT,
+# rewritten after every step.  BUDGET_S (default 480) bounds the whole call: steps that would not
+# fit are skipped and listed as skipped, most important first.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,7 +42,7 @@ SHARED=../shared/data
 if [ ! -d "$SHARED" ] && [ -d .gpu_data ]; then
   mkdir -p ../shared && ln -sfn "$REPO/.gpu_data" ../shared/data
 fi
-python3 benchmarks/gpu_pretrain.py --shared "$SHARED" --work "$T/work" "$@" 2>&1 | tee "$LOG/gpu_pretrain.log"
+python3 benchmarks/gpu_pretrain.py --shared "$SHARED" --work "$T/work" --budget-s $(( ${BUDGET_S:-480} - ($(date +%s) - t0) )) "$@" 2>&1 | tee "$LOG/gpu_pretrain.log"
 rc=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
   cp benchmarks/results/gpu-*.json "$OUT/" 2>/dev/null

@@ -16,10 +16,20 @@ from fairseq.tasks.translation import TranslationTask
 
 from biobart_fairseq.modules.linear_cross_entropy import linear_cross_entropy
 from conftest import REPO, TINY_BART, run, tiny_train_cmd
+from test_bartner import ner_data  # noqa: F401  (a fixture: real GENIA + CADEC sentences)
 
 SMALL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
          "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "4",
          "--decoder-attention-heads", "4", "--dropout", "0", "--attention-dropout", "0"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: more torch threads only add contention on a 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def toy_dictionary(n=60):
@@ -378,3 +388,34 @@ def test_linear_cross_entropy_fp16_applies_the_loss_scale_before_the_cast():
     assert p7.max() < 2.9e-8 and (p7 * 2.0**10).min() > 1e-5
     row7 = w32.grad[7]
     assert row7.abs().max() > 0 and (w16.grad[7].float() - row7).abs().max() <= 0.05 * row7.abs().max()
+
+
+def test_bartner_runs_on_the_sdpa_layers(ner_data):
+    """BARTNER (--sdpa-attention) with the stock model's weights: the same pointer scores in
+    training mode, the same greedy and beam outputs from its incremental decoder."""
+    from test_bartner_decode import real_sentences, train_briefly
+
+    from biobart_fairseq.data.ner_dataset import NerDataset
+    from test_bartner import setup
+
+    task, stock, _ = setup(ner_data, "--dropout", "0", "--pointer-dropout", "0")
+    _, fast, _ = setup(ner_data, "--dropout", "0", "--pointer-dropout", "0", "--sdpa-attention")
+    assert type(fast.decoder.layers[0].self_attn).__name__ == "SdpaMultiheadAttention"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead on a shared machine
+    train_briefly(task, stock, steps=10)  # a model whose outputs are not all alike
+    fast.load_state_dict(stock.state_dict())
+    examples = task.encode(real_sentences(task)[:12])
+    ds = NerDataset(examples, task.dictionary.pad())
+    sample = ds.collater([ds[i] for i in range(len(ds))])
+    net = sample["net_input"]
+    stock.train(), fast.train()
+    a, b = stock(**net)[0], fast(**net)[0]
+    finite = torch.isfinite(a)
+    assert torch.equal(finite, torch.isfinite(b)) and (a[finite] - b[finite]).abs().max() <= 1e-4
+    stock.eval(), fast.eval()
+    for beam in (1, 2):
+        outs = [m.generate(net["src_tokens"], net["src_lengths"], sample["word_first"], sample["word_last"],
+                           target_type="word", beam=beam, max_len_a=0.6, max_len_b=10) for m in (stock, fast)]
+        assert outs[0] == outs[1], beam
+    torch.set_num_threads(threads)

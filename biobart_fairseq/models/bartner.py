@@ -35,6 +35,8 @@ from fairseq.models import register_model, register_model_architecture
 from fairseq.models.bart import BARTModel
 from fairseq.models.bart.model import bart_base_architecture, bart_large_architecture
 
+from .biobart_transformer import build_sdpa_decoder, build_sdpa_encoder
+
 logger = logging.getLogger(__name__)
 
 SOS, EOS = 0, 1
@@ -65,6 +67,21 @@ class BartNerModel(BARTModel):
                                  "BARTNER's 2-layer MLP on the encoder states (its ShARe13 setting)")
         parser.add_argument("--pointer-dropout", type=float, metavar="D",
                             help="dropout on the decoder state and source features of the pointer head (BARTNER: 0.3)")
+        parser.add_argument("--sdpa-attention", action="store_true",
+                            help="the fast path's attention layers (as --arch biobart_base; same parameters, "
+                                 "so checkpoints load either way)")
+
+    @classmethod
+    def build_encoder(cls, args, src_dict, embed_tokens):
+        if getattr(args, "sdpa_attention", False):
+            return build_sdpa_encoder(args, src_dict, embed_tokens)
+        return super().build_encoder(args, src_dict, embed_tokens)
+
+    @classmethod
+    def build_decoder(cls, args, tgt_dict, embed_tokens):
+        if getattr(args, "sdpa_attention", False):
+            return build_sdpa_decoder(args, tgt_dict, embed_tokens)
+        return super().build_decoder(args, tgt_dict, embed_tokens)
 
     @classmethod
     def build_model(cls, args, task):

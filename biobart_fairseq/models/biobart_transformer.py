@@ -109,9 +109,31 @@ class SdpaTransformerDecoder(TransformerDecoderBase):
         )
 
 
+def build_sdpa_encoder(args, src_dict, embed_tokens):
+    """A fairseq BART encoder with SDPA attention layers (for any BART-based model)."""
+    cfg = TransformerConfig.from_namespace(args)
+    if cfg.encoder.xformers_att_config:
+        raise ValueError("SDPA attention: xformers attention is not supported")
+    return SdpaTransformerEncoder(cfg, src_dict, embed_tokens)
+
+
+def build_sdpa_decoder(args, tgt_dict, embed_tokens):
+    """A fairseq BART decoder with SDPA attention layers (for any BART-based model)."""
+    cfg = TransformerConfig.from_namespace(args)
+    return SdpaTransformerDecoder(cfg, tgt_dict, embed_tokens, no_encoder_attn=cfg.no_cross_attention)
+
+
 @register_model("biobart")
 class BioBartModel(BARTModel):
     """fairseq's BART, same parameters, with SDPA attention (see the module docstring)."""
+
+    @classmethod
+    def build_encoder(cls, args, src_dict, embed_tokens):
+        return build_sdpa_encoder(args, src_dict, embed_tokens)
+
+    @classmethod
+    def build_decoder(cls, args, tgt_dict, embed_tokens):
+        return build_sdpa_decoder(args, tgt_dict, embed_tokens)
 
     @staticmethod
     def add_args(parser):
@@ -131,18 +153,6 @@ class BioBartModel(BARTModel):
             for layer in [*model.encoder.layers, *model.decoder.layers]:
                 layer.compile(dynamic=True)
         return model
-
-    @classmethod
-    def build_encoder(cls, args, src_dict, embed_tokens):
-        cfg = TransformerConfig.from_namespace(args)
-        if cfg.encoder.xformers_att_config:
-            raise ValueError("--arch biobart_*: xformers attention is not supported")
-        return SdpaTransformerEncoder(cfg, src_dict, embed_tokens)
-
-    @classmethod
-    def build_decoder(cls, args, tgt_dict, embed_tokens):
-        cfg = TransformerConfig.from_namespace(args)
-        return SdpaTransformerDecoder(cfg, tgt_dict, embed_tokens, no_encoder_attn=cfg.no_cross_attention)
 
 
 @register_model_architecture("biobart", "biobart_base")
