@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run HERE (a machine with the package index) before calling the GPU machine, which has no
-# network and neither fairseq nor several of its dependencies (../shared/docs/GPU.md).
+# network and neither fairseq nor several of its dependencies.
 # Fills two git-ignored folders that the device tool must carry:
 #   .whl/       wheels for Python 3.12 / manylinux x86_64, and the sdists of fairseq-fixed and antlr4
 #   .gpu_data/  a copy of the shared datasets the benchmark reads (PubMed XML, NCBI, MeQSum,

@@ -22,7 +22,7 @@ Steps (``--only`` picks some), each printing one summary line (``== name: ...``)
    uncompiled run;
 4. ``bart_large`` tokens/s for ours;
 5. Hugging Face BART-base (sdpa, bf16 autocast, fused AdamW) on random tokens of the same
-   shape, as in ``../shared/gpu/stock_baseline.sh``;
+   shape;
 6. a seq2seq fine-tune (MEDIQA-QS: MeQSum train, MEDIQA 2021 test) and ``fairseq-generate``;
 7. ``benchmarks/el_decode.py --device cuda`` (ours vs the GenBioEL-style loop).
 

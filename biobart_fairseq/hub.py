@@ -2,7 +2,7 @@
 
 ``fairseq.models.bart.BARTModel.from_pretrained`` fails on checkpoints trained with a
 denoising task: its default ``bpe="gpt2"`` override collides with the task config's own
-``bpe`` string field (ENVIRONMENT.md §3.4).  We load with ``bpe=None`` and attach the BPE
+``bpe`` string field.  We load with ``bpe=None`` and attach the BPE
 described by the data directory's ``bpe.json`` (written by ``biobart-binarize``) ourselves,
 so ``encode``, ``decode``, ``fill_mask`` and ``sample`` work offline.
 """

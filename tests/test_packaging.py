@@ -12,6 +12,7 @@
 """
 
 import ast
+import re
 import importlib.metadata as md
 import os
 import shutil
@@ -185,3 +186,51 @@ def test_wheel_installs_offline_beside_torch_and_fairseq(wheel, tmp_path):
     res = subprocess.run([str(py), "-c", code],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0 and str(site) in res.stdout, res.stdout + res.stderr
+
+
+# --- docs and docstrings name only files of this repository -----------------------------------
+SUBPACKAGES = "tasks|models|data|decoding|cli|metrics|criterions|optim|modules|convert"
+REPO_PATH = re.compile(r"(?<![\w/.-])((?:biobart_fairseq|tests|examples|benchmarks|docs)/[\w./<>*${}-]*[\w>*}])")
+PACKAGE_PATH = re.compile(rf"(?<![\w/.-])((?:{SUBPACKAGES})/\w+\.py)\b")
+DOC_FILE = re.compile(r"(?<![\w/.-])([A-Z][A-Z_]+\.md)\b")
+OUTSIDE = re.compile(r"\.\./shared/(?!data\b)[\w./-]+")
+# another project's file (BARTNER's data/pipe.py ...) is named with that project on the same line
+EXTERNAL = re.compile(r"BARTNER|GenBioEL|BioSyn|fairseq's|fairseq/|GanjinZero|upstream|Hugging Face|transformers")
+
+
+def _documentation():
+    for path in [REPO / "README.md", REPO / "biobart_launch.py", *sorted((REPO / "docs").glob("*.md")),
+                 *sorted((REPO / "biobart_fairseq").rglob("*.py")), *sorted((REPO / "benchmarks").glob("*.*")),
+                 *sorted((REPO / "examples").rglob("*.sh"))]:
+        yield path, path.read_text(errors="replace").splitlines()
+
+
+def _missing_files(path, lines):
+    for n, line in enumerate(lines, 1):
+        for m in REPO_PATH.finditer(line):
+            target = m.group(1).rstrip(".")
+            if not any(c in target for c in "<>*${") and not (REPO / target).exists():  # placeholders: skip
+                yield f"{path.relative_to(REPO)}:{n}: {target}"
+        for m in PACKAGE_PATH.finditer(line):
+            if not EXTERNAL.search(line) and not (REPO / "biobart_fairseq" / m.group(1)).exists():
+                yield f"{path.relative_to(REPO)}:{n}: {m.group(1)}"
+        for m in DOC_FILE.finditer(line):
+            if not list(REPO.glob(f"**/{m.group(1)}")):
+                yield f"{path.relative_to(REPO)}:{n}: {m.group(1)}"
+        for m in OUTSIDE.finditer(line):
+            yield f"{path.relative_to(REPO)}:{n}: {m.group(0)} (outside the repository)"
+
+
+def test_docs_name_only_files_in_the_repository():
+    problems = [p for path, lines in _documentation() for p in _missing_files(path, lines)]
+    assert not problems, "\n".join(problems)
+
+
+def test_docs_check_finds_what_it_must():
+    """The checker flags a deleted module, a note outside the repository and a shared doc."""
+    lines = ["see decoding/prefix_constraint.py and ENVIRONMENT.md §3", "(../shared/docs/GPU.md)",
+             "biobart_fairseq/data/no_such.py", "BARTNER's data/pipe.py", "tasks/biomed_denoising.py"]
+    found = list(_missing_files(REPO / "README.md", lines))
+    assert found == ["README.md:1: decoding/prefix_constraint.py", "README.md:1: ENVIRONMENT.md",
+                     "README.md:2: ../shared/docs/GPU.md (outside the repository)",
+                     "README.md:3: biobart_fairseq/data/no_such.py"]

@@ -1,6 +1,6 @@
 """BART weights: Hugging Face format <-> fairseq checkpoint, index-exact vocabularies.
 
-Why this works (ANCHORS.md §5):
+Why this works:
 
 * HF token ids *are* fairseq dictionary indices (0 ``<s>``, 1 ``<pad>``, 2 ``</s>``,
   3 ``<unk>``, then ``dict.txt`` order), so embedding rows are copied as they are.

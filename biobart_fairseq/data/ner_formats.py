@@ -12,8 +12,8 @@ Published formats read here:
 * ``dai``: the 3-line blocks of Dai et al. (2020) used by BARTNER for CADEC and ShARe13/14:
   the whitespace-tokenised sentence, then ``s,e[,s,e...] TYPE|...`` with *inclusive* word
   indices (an empty line: no entity), then a blank line.
-* ``genia``: the sentence-level JSON lines of ``../shared/data/genia_nested_ner`` (yhcc's
-  CNN_Nested_NER preprocessing: ``tokens`` + ``entity_mentions`` with exclusive ``end``), and
+* ``genia``: the sentence-level JSON lines of GENIA as preprocessed by yhcc's
+  CNN_Nested_NER (``tokens`` + ``entity_mentions`` with exclusive ``end``), and
   also BARTNER's document lines ``{"sentences": [[w]], "ners": [[[s, e_incl, type]]]}``.
   Fine-grained GENIA types are folded into the 5 coarse types of Lin et al. (2019).
 

@@ -4,7 +4,7 @@ Which splitter, and why
 -----------------------
 Sentence boundaries feed the sentence-per-line pretraining corpus, the TI+SP ablation and
 the sentence-aligned blocks of ``biomed_denoising``, so their quality is measured, not
-assumed: the gold set is GENIA (``../shared/data/genia_nested_ner``: 398 MEDLINE abstracts,
+assumed: the gold set is GENIA (yhcc's CNN_Nested_NER release: 398 MEDLINE abstracts,
 3,099 hand-split abstract sentences, see :func:`genia_gold_abstracts`), scored by boundary
 precision / recall / F1 (:func:`boundary_scores`).  ``benchmarks/sentence_split.py`` prints
 the comparison; on this project's 2-core machine (shared with other jobs, load ~6, so the
@@ -24,7 +24,7 @@ is the most accurate on the gold set and ~200x faster than pysbd, which used to 
 ``biobart-prepare-pubmed``'s time.  Caveat: its rules were written while reading the errors
 of all splitters on both GENIA splits (dev 0.999, test 0.994), so its figure is in-sample; the
 other splitters were not tuned on GENIA.  Its disagreements with pysbd + fixes on the real
-exports in ``../shared/data/pubmed_xml`` (5 of 677 abstract sections; all five are right
+PubMed exports the tests use (5 of 677 abstract sections; all five are right
 for the rules: "Context A. Finally", "... by X. This", a citation line, two formulas without
 spaces) were read one by one.  pysbd with the biomedical fixes we had is kept as
 :func:`split_sentences_pysbd` (``biobart-prepare-pubmed --splitter pysbd``) for comparison and
@@ -34,7 +34,7 @@ The rules
 ---------
 A boundary candidate is ``.``, ``?`` or ``!`` (possibly followed by closing quotes or brackets)
 followed by whitespace.  It is a sentence end unless one of these holds; each is a mistake
-that the GENIA errors or the real PubMed exports in ``../shared/data/pubmed_xml`` showed:
+that the GENIA errors or the real PubMed exports showed:
 
 * the word before it is an abbreviation that does not end sentences ("e.g.", "i.e.", "vs.",
   "ca.", "approx.", "cf.", "Fig.", "et al.", "no.", "max.", titles, months);

@@ -2,8 +2,8 @@
 
 Whole-word masking needs, for every id in ``dict.txt``, whether that token starts a new
 word.  fairseq's stock denoising task builds this table from the *name* of the BPE with
-its default settings, which means downloading GPT-2's files or failing for sentencepiece
-(ENVIRONMENT.md §3.3).  ``biobart-binarize`` records the BPE it used in
+its default settings, which means downloading GPT-2's files or failing for sentencepiece.
+``biobart-binarize`` records the BPE it used in
 ``DATA/bpe.json``; this module reads that record:
 
 * ``{"type": "sentencepiece", ...}``: dictionary symbols are the pieces themselves, so a

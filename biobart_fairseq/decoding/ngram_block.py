@@ -3,8 +3,8 @@
 fairseq 0.12's ``SequenceGenerator`` calls its n-gram blocker with the *whole* token buffer
 (``bsz*beam x max_len+2``, pad-filled beyond the current step).  The CUDA kernel is told the
 step, but the pure-Python fallback used on CPU takes the last n-1 positions of the buffer as
-"the current prefix" -- padding -- so it never bans anything (fairseq issues #4709, #5206;
-``../shared/docs/ENVIRONMENT.md`` §3.5).  :class:`StepAwareNGramBlocker` looks only at the
+"the current prefix" -- padding -- so it never bans anything (fairseq issues
+#4709, #5206).  :class:`StepAwareNGramBlocker` looks only at the
 ``step + 1`` tokens generated so far and is installed on a generator by :func:`fix_generator`.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # BioBART + BARTNER on CADEC (discontinuous adverse drug events, social media),
-# with BARTNER's settings (ANCHORS.md §3): word targets, lr 2e-5, beam 4, max length 10 + 1.6 * source length,
+# with BARTNER's settings (docs/ner.md): word targets, lr 2e-5, beam 4, max length 10 + 1.6 * source length,
 # 30 epochs, batch 16, 1 % warm-up then linear decay, wd 0.01; test at the best dev epoch.
 #
 #   biobart-prepare-ner --format dai --input cadec/{train,dev,test}.txt -o data-ner/cadec \

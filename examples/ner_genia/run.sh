@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # BioBART + BARTNER on GENIA (nested NER, 5 coarse types), with BARTNER's GENIA settings
-# (ANCHORS.md §3): span targets, lr 2e-5, greedy decoding, max length 10 + 0.5 * source length,
+# (docs/ner.md): span targets, lr 2e-5, greedy decoding, max length 10 + 0.5 * source length,
 # 30 epochs, batch 16, 1 % warm-up then linear decay, wd 0.01; test at the best dev epoch.
 #
 #   biobart-prepare-ner --format genia --input genia/{train,dev,test}.jsonlines -o data-ner/genia \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # BioBART + BARTNER on ShARe14 (discontinuous disorders, MIMIC-II notes; PhysioNet credentials needed),
-# with BARTNER's settings (ANCHORS.md §3): word targets, lr 1e-5 (BARTNER's default), beam 4, max length 10 + 0.6 * source length,
+# with BARTNER's settings (docs/ner.md): word targets, lr 1e-5 (BARTNER's default), beam 4, max length 10 + 0.6 * source length,
 # 30 epochs, batch 16, 1 % warm-up then linear decay, wd 0.01; test at the best dev epoch.
 #
 #   biobart-prepare-ner --format dai --input share14/{train,dev,test}.txt -o data-ner/share14 \
