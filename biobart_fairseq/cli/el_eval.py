@@ -3,12 +3,13 @@
     biobart-el-eval DATA --path ckpt/checkpoint_best.pt --split test --beam 5 -o preds.jsonl
     biobart-el-eval --average fold*/results.json          # AskAPatient: mean over folds
 
-Decoding: batched beam search, each sample's ``<mention> is`` forced, the synonym
-constrained to KB names (``DATA/trie.npz``), beams ranked by the synonym's score.  Each
-ranked name maps to its CUIs through ``DATA/kb_names.tsv`` (by token ids, no
-detokenisation); a mention is a hit at k when a gold CUI (any, for composite mentions)
-is among the CUIs of the top-k names.  Every output is checked to be a KB name; the count
-of those that are not (only possible if a hypothesis hits ``--max-len-b``) is reported.
+Decoding: batched beam search with GenBioEL's semantics (a finished name keeps its beam
+slot; a mention is done when all slots have finished), each sample's ``<mention> is``
+forced, the synonym constrained to KB names (``DATA/trie.npz``), names ranked by the
+synonym's score.  Each ranked name maps to its CUIs through ``DATA/kb_names.tsv`` (by token
+ids, no detokenisation); a mention is a hit at k when a gold CUI (any, for composite
+mentions) is among the CUIs of the top-k names.  Every output is checked to be a KB name;
+the count of those that are not (0 by construction) is reported.
 """
 
 import argparse
@@ -72,23 +73,24 @@ def load(data, checkpoint, cpu=True):
     return models, task
 
 
-def build_generator(task, models, beam=5, lenpen=1.0, max_len_b=200, stock_search=False):
+def build_generator(task, models, beam=5, lenpen=1.0, split=None):
+    """The task's generator; with ``split``, its length limit is the longest prefix of that
+    split + the longest KB name (no name cut, no step wasted), else fairseq's default."""
     from fairseq.dataclass.configs import GenerationConfig
 
-    gcfg = GenerationConfig(beam=beam, nbest=beam, lenpen=lenpen, max_len_b=max_len_b, min_len=1)
-    task.cfg.el_stock_search = stock_search
+    max_len_b = task.max_output_length(split) if split is not None else GenerationConfig.max_len_b
+    gcfg = GenerationConfig(beam=beam, nbest=beam, lenpen=lenpen, max_len_a=0, max_len_b=max_len_b, min_len=1)
     return task.build_generator(models, gcfg)
 
 
-def decode(task, models, split, beam=5, batch_size=32, max_tokens=None, lenpen=1.0, stock_search=False,
-           progress=True):
+def decode(task, models, split, beam=5, batch_size=32, max_tokens=None, lenpen=1.0, progress=True):
     """-> list (dataset order) of ranked hypotheses ``[(name_token_ids, score), ...]``."""
     from fairseq import utils
 
     if split not in task.datasets:
         task.load_dataset(split)
     ds = task.dataset(split)
-    gen = build_generator(task, models, beam, lenpen, stock_search=stock_search)
+    gen = build_generator(task, models, beam, lenpen, split=split)
     itr = task.get_batch_iterator(
         ds, max_tokens=max_tokens, max_sentences=batch_size, ignore_invalid_inputs=False,
         required_batch_size_multiple=1, num_workers=0).next_epoch_itr(shuffle=False)
@@ -129,7 +131,7 @@ def score(ranked, meta, kb_names, ks=(1, 5)):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", nargs="?", help="folder written by biobart-prepare-el --bpe (OUT/bin)")
     p.add_argument("--path", help="model checkpoint (fairseq .pt)")
     p.add_argument("--split", default="test", help="fairseq split to decode: test or valid (default: %(default)s)")

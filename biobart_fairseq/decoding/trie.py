@@ -147,6 +147,35 @@ class Trie:
             bisect.insort(out, self.end_token)
         return out
 
+    # -- vectorised queries (a beam search asks for hundreds of nodes per step) -------------
+    def _final_many(self, nodes: np.ndarray) -> np.ndarray:
+        ok = nodes >= 0
+        if self.final is None:
+            return np.zeros(len(nodes), dtype=bool)
+        n = np.where(ok, nodes, 0)
+        return ok & (((self.final[n >> 3] >> (7 - (n & 7))) & 1) == 1)
+
+    def children_many(self, nodes: np.ndarray):
+        """Allowed next tokens of every node at once: ``(owner, tokens, children)`` int64
+        arrays, where ``tokens[k]`` may follow ``nodes[owner[k]]`` and leads to node
+        ``children[k]`` (:data:`DONE` after the end marker); nodes < 0 have none."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        valid = nodes >= 0
+        n = np.where(valid, nodes, 0)
+        lo = np.where(valid, self.offsets[n], 0).astype(np.int64)
+        lens = np.where(valid, self.offsets[n + 1], 0).astype(np.int64) - lo
+        owner = np.repeat(np.arange(len(nodes)), lens)
+        starts = np.cumsum(lens) - lens
+        edges = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(lo, lens)
+        toks = self.tokens[edges].astype(np.int64)
+        kids = edges + 1  # breadth-first numbering: edge e leads to node e + 1
+        if self.end_token >= 0:
+            fin = np.flatnonzero(self._final_many(nodes))
+            owner = np.concatenate([owner, fin])
+            toks = np.concatenate([toks, np.full(len(fin), self.end_token, dtype=np.int64)])
+            kids = np.concatenate([kids, np.full(len(fin), DONE, dtype=np.int64)])
+        return owner, toks, kids
+
     def node_for(self, prefix: Iterable[int], node: int = ROOT) -> int:
         """Walk ``prefix`` from ``node`` (the root by default); -1 if it leaves the trie."""
         off, tok, left, end = self._off, self._tok, bisect.bisect_left, self.end_token

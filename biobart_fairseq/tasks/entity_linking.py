@@ -10,10 +10,13 @@ every KB name, so each output is a KB entry.  Data comes from ``biobart-prepare-
     DATA/trie.npz                 trie of ``name + </s>`` token ids of all KB names
     DATA/kb_names.tsv             name, its CUIs, its token ids (for the metric)
 
-Train with the stock ``--criterion label_smoothed_cross_entropy``.  Decoding
-(``fairseq-generate --task biomed_entity_linking`` or ``biobart-el-eval``) forces each
-sample's prefix, constrains the rest with the trie and ranks the beams by the synonym's
-score (see :mod:`biobart_fairseq.decoding.prefix_constraint`).
+Train with the stock ``--criterion label_smoothed_cross_entropy``.  Data loading is
+``translation``'s (so its flags, e.g. ``--truncate-source``, work as there) plus the prefix
+lengths.  Decoding (``fairseq-generate --task biomed_entity_linking``, ``biobart-el-eval``, or
+``task.inference_step``) uses
+:class:`~biobart_fairseq.decoding.el_generator.EntityLinkingSequenceGenerator`: each
+sample's prefix forced, the rest constrained by the trie, GenBioEL's beam semantics, beams
+ranked by the synonym's score.
 """
 
 import logging
@@ -21,22 +24,23 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from fairseq import utils
+from fairseq.data import indexed_dataset
 from fairseq.tasks import register_task
-from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from ..data.el_dataset import EntityLinkingDataset
-from ..decoding.prefix_constraint import (
-    EntityLinkingConstraint,
-    TrieConstrainedBeamSearch,
-    drop_alignment_attention,
-    rerank,
-    skip_within_sentence_reorders,
-)
+from ..decoding.el_generator import EntityLinkingSequenceGenerator
 from ..decoding.trie import Trie
 
 logger = logging.getLogger(__name__)
+
+# GenerationConfig flags that choose another search or output than a beam over KB names
+_UNSUPPORTED_GENERATION = {
+    "sampling": "--sampling", "diverse_beam_groups": "--diverse-beam-groups", "match_source_len": "--match-source-len",
+    "diversity_rate": "--diversity-rate", "constraints": "--constraints", "print_alignment": "--print-alignment",
+    "prefix_size": "--prefix-size",
+}
 
 
 @dataclass
@@ -51,11 +55,6 @@ class EntityLinkingConfig(TranslationConfig):
         metadata={"help": "rank the beams by the score of the generated synonym alone (GenBioEL); "
                           "off: fairseq's score of the whole sequence"},
     )
-    el_stock_search: bool = field(
-        default=False,
-        metadata={"help": "use fairseq's own PrefixConstrainedBeamSearch (slower, keeps fewer live "
-                          "beams after an eos) instead of TrieConstrainedBeamSearch"},
-    )
 
 
 @register_task("biomed_entity_linking", dataclass=EntityLinkingConfig)
@@ -67,24 +66,29 @@ class EntityLinkingTask(TranslationTask):
         if cfg.left_pad_target:
             raise ValueError("biomed_entity_linking needs --left-pad-target False (the prefix is masked from the left)")
         self._trie = None
-        self._constraint = None
 
     # -- data -----------------------------------------------------------------------------------
-    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+    def _split_path(self, split, epoch):
+        """The data folder TranslationTask.load_dataset reads ``split`` from."""
         paths = utils.split_paths(self.cfg.data)
-        data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]
-        base = load_langpair_dataset(
-            data_path, split, self.cfg.source_lang, self.src_dict, self.cfg.target_lang, self.tgt_dict,
-            combine=combine, dataset_impl=self.cfg.dataset_impl, upsample_primary=self.cfg.upsample_primary,
-            left_pad_source=self.cfg.left_pad_source, left_pad_target=False,
-            max_source_positions=self.cfg.max_source_positions, max_target_positions=self.cfg.max_target_positions,
-            truncate_source=self.cfg.truncate_source, num_buckets=self.cfg.num_batch_buckets,
-            shuffle=(split != "test"), pad_to_multiple=self.cfg.required_seq_len_multiple,
-        )
+        if split != self.cfg.train_subset:
+            paths = paths[:1]
+        return paths[(epoch - 1) % len(paths)]
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        """``translation``'s language-pair dataset, wrapped to pad the prefix in the target."""
+        data_path = self._split_path(split, epoch)
+        if self.cfg.load_alignments:
+            # translation silently loads no alignments when the file is missing
+            align = os.path.join(data_path, f"{split}.align.{self.cfg.source_lang}-{self.cfg.target_lang}")
+            if not indexed_dataset.dataset_exists(align, impl=self.cfg.dataset_impl):
+                raise FileNotFoundError(f"--load-alignments: {align}.{{bin,idx}} not found (binarize alignments "
+                                        "with fairseq-preprocess --align-suffix; biobart-prepare-el writes none)")
         plen_path = os.path.join(data_path, f"{split}.prefix_len.npy")
         if not os.path.isfile(plen_path):
             raise FileNotFoundError(f"{plen_path}: missing (written by biobart-prepare-el next to the binarized {split})")
-        self.datasets[split] = EntityLinkingDataset(base, np.load(plen_path, allow_pickle=False))
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        self.datasets[split] = EntityLinkingDataset(self.datasets[split], np.load(plen_path, allow_pickle=False))
 
     # -- decoding ---------------------------------------------------------------------------------
     @property
@@ -93,55 +97,30 @@ class EntityLinkingTask(TranslationTask):
             path = self.cfg.trie or os.path.join(utils.split_paths(self.cfg.data)[0], "trie.npz")
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: no KB trie (biobart-prepare-el writes DATA/trie.npz; or pass --trie)")
-            self._trie = Trie.load(path)
-            if self._trie.end_token not in (-1, self.tgt_dict.eos()):
-                raise ValueError(f"{path}: names end with token {self._trie.end_token}, not eos {self.tgt_dict.eos()}")
-            logger.info(f"loaded KB trie {path}: {len(self._trie)} names, {self._trie.nbytes / 2**20:.1f} MiB")
+            trie = Trie.load(path)
+            if trie.end_token not in (-1, self.tgt_dict.eos()):
+                raise ValueError(f"{path}: names end with token {trie.end_token}, not eos {self.tgt_dict.eos()}")
+            if len(trie) == 0:
+                raise ValueError(f"{path}: the KB trie holds no names")
+            logger.info(f"loaded KB trie {path}: {len(trie)} names, {trie.nbytes / 2**20:.1f} MiB")
+            self._trie = trie
         return self._trie
 
-    @property
-    def constraint(self) -> EntityLinkingConstraint:
-        if self._constraint is None:
-            self._constraint = EntityLinkingConstraint(self.trie)
-        return self._constraint
+    def max_output_length(self, split: str) -> int:
+        """Decoder steps the longest prefix of ``split`` + the longest KB name + ``</s>`` need:
+        the ``--max-len-b`` (with ``--max-len-a 0``) that cuts no name and runs no step more."""
+        return int(self.dataset(split).prefix_lens.max(initial=0)) + self.trie.max_length
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         if getattr(args, "score_reference", False):
             return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs)
-        fn = prefix_allowed_tokens_fn or self.constraint
-        gen = super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn=fn)
-        if not self.cfg.el_stock_search and isinstance(fn, EntityLinkingConstraint):
-            gen.search = TrieConstrainedBeamSearch(self.target_dictionary, fn)
-        if hasattr(gen, "model") and hasattr(gen.model, "reorder_encoder_out"):
-            skip_within_sentence_reorders(gen, getattr(args, "beam", 5))
-            if not getattr(args, "print_alignment", None):
-                drop_alignment_attention(gen)
-        gen.el_len_penalty = getattr(args, "lenpen", 1.0)
-        return gen
-
-    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        """Generate with each sample's own prefix forced, then rank by the synonym's score."""
-        if "prefix_lens" not in sample:
-            raise KeyError("the batch has no prefix_lens: build it with an EntityLinkingDataset")
-        ids = sample["id"].tolist()
-        plens = sample["prefix_lens"].tolist()
-        prev = sample["net_input"]["prev_output_tokens"].tolist()
-        # prev_output_tokens = </s> + prefix + name: the prefix is prev[1 : 1 + plen]
-        fn = getattr(generator.search, "prefix_allowed_tokens_fn", None)
-        if isinstance(fn, EntityLinkingConstraint):
-            fn.set_prefixes(ids, [p[1:1 + n] for p, n in zip(prev, plens)])
-        if isinstance(fn, EntityLinkingConstraint):
-            # Room for the longest prefix + the longest KB name + </s>, and no more: a longer
-            # limit only costs time (fairseq's buffers and the stragglers' steps), a shorter
-            # one would force </s> inside a name.
-            generator.max_len_a = 0
-            generator.max_len_b = max(plens) + max(1, self.trie.max_length)
-        with torch.no_grad():
-            hypos = generator.generate(models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
-        if self.cfg.el_rerank:
-            lp = getattr(generator, "el_len_penalty", 1.0)
-            hypos = [rerank(h, n, lp) for h, n in zip(hypos, plens)]
-            for hs in hypos:
-                for h in hs:
-                    h["score"] = h["el_score"]
-        return hypos
+        if prefix_allowed_tokens_fn is not None or getattr(args, "prefix_allowed_tokens_fn", None):
+            raise ValueError("biomed_entity_linking constrains decoding with its KB trie; "
+                             "prefix_allowed_tokens_fn is not supported")
+        for key, flag in _UNSUPPORTED_GENERATION.items():
+            value = getattr(args, key, None)
+            if value not in (None, False, -1, 0, -1.0):
+                raise ValueError(f"{flag} is not supported by biomed_entity_linking: it decodes KB names by beam "
+                                 "search over the trie, each mention's prefix forced")
+        extra = dict(extra_gen_cls_kwargs or {}, trie=self.trie, rerank=self.cfg.el_rerank)
+        return super().build_generator(models, args, seq_gen_cls or EntityLinkingSequenceGenerator, extra)
