@@ -72,6 +72,26 @@ def test_cursor_api_agrees_with_get():
     assert wide.get([7]) == list(range(3, 500)) and wide.get([7, 42]) == [2] and wide.get([7, 600]) == []
 
 
+@pytest.mark.parametrize("eos", [None, 2])
+def test_children_many_agrees_with_the_brute_force_trie(eos):
+    """The vectorised lookup the beam search uses: every node's (token, child) pairs at once,
+    for nodes anywhere in the trie, dead ends (-1, DONE) and duplicates included."""
+    rnd = random.Random(7)
+    for trial in range(40):
+        seqs = random_seqs(rnd, rnd.randrange(1, 60), rnd.choice([5, 30, 300]), 7, eos)
+        trie = Trie(seqs)
+        ref = reference(seqs)
+        prefixes = [list(p) for p in ref] + [[99999]]
+        nodes = np.array([trie.node_for(p) for p in prefixes] + [DONE, -1, ROOT])
+        owner, toks, kids = trie.children_many(nodes)
+        for i, p in enumerate(prefixes + [None, None, []]):
+            mine = sorted(zip(toks[owner == i].tolist(), kids[owner == i].tolist()))
+            expected = sorted(ref.get(tuple(p), ())) if p is not None else []
+            assert [t for t, _ in mine] == expected, (seqs, p)
+            # each token leads where walking the prefix + token leads
+            assert all(k == trie.node_for(p + [t]) for t, k in mine), (seqs, p)
+
+
 def test_save_load_round_trip_without_pickle(tmp_path):
     rnd = random.Random(3)
     seqs = random_seqs(rnd, 2000, 70000, 12, eos=2)  # ids above 65535: int32 token storage
