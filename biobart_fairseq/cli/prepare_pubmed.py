@@ -85,6 +85,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from biobart_fairseq.data.atomic import interrupted, quiet_worker
 from biobart_fairseq.data.pubmed_xml import Article, Deletion, PubmedXMLError, PubmedXMLReader
 from biobart_fairseq.data.sentences import SPLITTERS, split_sentences
 
@@ -315,7 +316,7 @@ def _run_workers(paths: Sequence[str], shard_dir: Path, workers: int, show_progr
         slots.put(slot)
     # Largest files first, so that one big file does not start last and run alone.
     tasks.sort(key=lambda task: -(_file_identity(task[1], splitter)["size"] or 0))
-    with multiprocessing.Pool(workers, initializer=_init_worker, initargs=(slots,)) as pool:
+    with multiprocessing.Pool(workers, initializer=quiet_worker, initargs=(_init_worker, slots)) as pool:
         yield from pool.imap_unordered(process_file, tasks, chunksize=1)
 
 
@@ -613,6 +614,13 @@ def _write_report(results: List[dict], merged: dict, out_dir: Path) -> dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # outputs are only ever replaced whole; finished shards stay for a resume
+        return interrupted(PROG, "outputs left as they were; run the same command again to resume")
+
+
+def _main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.workers < 1:

@@ -17,6 +17,7 @@ import time
 from tqdm import tqdm
 
 from ..data import seq2seq_readers as R
+from ..data.atomic import run_staged
 
 EXPECTED = {
     "covid_dialog": "COVID-Dialogue-Dataset-English.txt (github.com/UCSD-AI4H/COVID-Dialogue)",
@@ -94,7 +95,11 @@ def collect_inputs(dataset, specs, mas_summary):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
+    return run_staged("biobart-prepare-seq2seq", parse_args(argv), prepare, ("stats.json",))
+
+
+def prepare(args):
     t0 = time.time()
     try:
         inputs = collect_inputs(args.dataset, args.input, args.mas_summary)
@@ -155,7 +160,7 @@ def main(argv=None):
     if stats["missing_splits"]:
         print(f"[prepare-seq2seq] no input for split(s) {', '.join(stats['missing_splits'])}; expected {EXPECTED[args.dataset]}",
               file=sys.stderr)
-    print(f"[prepare-seq2seq] wrote {args.out_dir} in {time.time() - t0:.1f}s; skipped {len(problems.items)} bad record(s)",
+    print(f"[prepare-seq2seq] wrote {args.final_out_dir} in {time.time() - t0:.1f}s; skipped {len(problems.items)} bad record(s)",
           file=sys.stderr)
     return 3 if problems.items else 0
 
