@@ -349,3 +349,20 @@ def test_load_dataset_honours_translation_flags(linking, tmp_path):
     task.load_dataset("test")
     batch = task.dataset("test").collater([task.dataset("test")[i] for i in range(4)])
     assert "alignments" in batch and batch["alignments"].size(0) == 4
+
+
+def test_same_on_the_fast_architecture(linking, model, ours, tmp_path):
+    """The trained weights as --arch biobart_base (SDPA attention): the same names and scores
+    through the task's constrained generator."""
+    d, trie, _, _, test, _ = linking
+    fast_args = ["biobart_base" if a == "bart_base" else a for a in TINY_BART]
+    args = options.parse_args_and_arch(options.get_training_parser(), [
+        "/nonexistent", "--task", "translation", *fast_args, "--share-all-embeddings", "--dropout", "0"])
+    fast = ARCH_MODEL_REGISTRY["biobart_base"].build_model(args, TranslationTask(args, d, d))
+    fast.load_state_dict(model.state_dict())
+    fast.eval()
+    task = el_task(d, trie, tmp_path)
+    ids = list(range(min(len(test), 64)))
+    got = decode(task, task.build_generator([fast], generation()), fast, test, ids, 32)
+    for i in ids:
+        assert_same(got[i], ours[i])
