@@ -3,30 +3,14 @@
 ``fairseq.models.bart.BARTModel.from_pretrained`` fails on checkpoints trained with a
 denoising task: its default ``bpe="gpt2"`` override collides with the task config's own
 ``bpe`` string field.  We load with ``bpe=None`` and attach the BPE
-described by the data directory's ``bpe.json`` (written by ``biobart-binarize``) ourselves,
+described by the data directory's ``bpe.json`` (:mod:`biobart_fairseq.data.bpe`) ourselves,
 so ``encode``, ``decode``, ``fill_mask`` and ``sample`` work offline.
 """
 
 import os
-from argparse import Namespace
 
-from .data.word_starts import load_bpe_info
-
-
-def build_bpe(bpe_info):
-    """A fairseq BPE object from a ``bpe.json`` record (local files only)."""
-    from fairseq.data import encoders
-
-    if bpe_info["type"] == "sentencepiece":
-        args = Namespace(
-            bpe="sentencepiece",
-            sentencepiece_model=bpe_info["model"],
-            sentencepiece_enable_sampling=False,
-            sentencepiece_alpha=None,
-        )
-    else:
-        args = Namespace(bpe="gpt2", gpt2_encoder_json=bpe_info["encoder_json"], gpt2_vocab_bpe=bpe_info["vocab_bpe"])
-    return encoders.build_bpe(args)
+from .data.bpe import build as build_bpe
+from .data.bpe import read_info
 
 
 def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", data_dir=None, bpe_info=None, **kwargs):
@@ -44,7 +28,7 @@ def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", data_dir=No
     for f in (os.path.join(model_dir, checkpoint_file), os.path.join(data_dir, "dict.txt")):
         if not os.path.isfile(f):
             raise FileNotFoundError(f"{f}: not found")
-    info = load_bpe_info(bpe_info or os.path.join(data_dir, "bpe.json"))
+    info = read_info(bpe_info or os.path.join(data_dir, "bpe.json"))
     hub = BARTModel.from_pretrained(
         model_dir, checkpoint_file=checkpoint_file, data_name_or_path=data_dir, bpe=None, **kwargs
     )

@@ -22,196 +22,31 @@ for encoding text.  Blank lines are kept (they become document separators).
 
 import argparse
 import collections
-import functools
-import json
 import multiprocessing
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import time
 
 import numpy as np
 from tqdm import tqdm
 
-CHUNK = 2000  # lines per worker task: large enough to amortise IPC, small for a smooth bar
+from ..data import bpe
 
-
-# --- encoders (one per worker process) ---------------------------------------------------
-_ENCODER = None
-
-
-def _init_spm(model_path):
-    global _ENCODER
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=model_path)
-    _ENCODER = lambda text: sp.encode(text, out_type=str)  # noqa: E731
-
-
-def _init_gpt2(encoder_json, vocab_bpe):
-    global _ENCODER
-    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
-
-    enc = get_encoder(encoder_json, vocab_bpe)
-    _ENCODER = lambda text: [str(i) for i in enc.encode(text)]  # noqa: E731
-
-
-def _encode_chunk(chunk, count=False):
-    """chunk: list of (line, leading_space). Blank lines stay blank.
-
-    Returns (encoded lines, input bytes, token counts or None); counting happens here in
-    the worker so the parent process only writes."""
-    out, nbytes = [], 0
-    for line, lead in chunk:
-        nbytes += len(line.encode("utf-8")) + 1
-        if not line:
-            out.append("")
-        else:
-            out.append(" ".join(_ENCODER((" " + line) if lead else line)))
-    counts = collections.Counter(tok for line in out for tok in line.split()) if count else None
-    return out, nbytes, counts
-
-
-def _read_chunks(path, leading_space):
-    """Yield chunks of (stripped line, needs leading space) from a document-format file."""
-    chunk, first_in_doc = [], True
-    with open(path, encoding="utf-8") as f:
-        for raw in f:
-            line = " ".join(raw.split())
-            if not line:
-                first_in_doc = True
-                chunk.append(("", False))
-            else:
-                chunk.append((line, leading_space and not first_in_doc))
-                first_in_doc = False
-            if len(chunk) >= CHUNK:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
-def bounded_imap(pool, func, items, window):
-    """``pool.imap(func, items)`` with at most ``window`` tasks in flight.
-
-    ``Pool.imap`` starts a thread that reads *all* of ``items`` into the task queue as fast as
-    it can; when the workers are slower than reading (BPE always is), the whole corpus ends up
-    in memory.  Here the next chunk is read only when an earlier result has been taken, so
-    memory is ``window`` chunks whatever the corpus size."""
-    pending = collections.deque()
-    for item in items:
-        pending.append(pool.apply_async(func, (item,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
-
-
-def encode_file(src, dst, workers, initializer, initargs, leading_space, counts=None):
-    size = os.path.getsize(src)
-    n = 0
-    with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool, open(
-        dst, "w", encoding="utf-8"
-    ) as out, tqdm(total=size, unit="B", unit_scale=True, desc=f"BPE {os.path.basename(src)}", file=sys.stderr) as bar:
-        worker = functools.partial(_encode_chunk, count=counts is not None)
-        for lines, nbytes, chunk_counts in bounded_imap(pool, worker, _read_chunks(src, leading_space), 4 * workers):
-            out.write("".join(line + "\n" for line in lines))
-            if chunk_counts:
-                counts.update(chunk_counts)
-            n += len(lines)
-            bar.update(nbytes)
-    return n
-
-
-# --- sentencepiece training ---------------------------------------------------------------
-def train_sentencepiece(train_txt, prefix, vocab_size, model_type, workers, max_sentences):
-    import sentencepiece as spm
-
-    spm.SentencePieceTrainer.train(
-        input=train_txt,
-        model_prefix=prefix,
-        vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=1.0,
-        num_threads=workers,
-        hard_vocab_limit=False,  # small corpora: shrink instead of failing
-        byte_fallback=True,  # characters unseen in training become byte pieces, never <unk>
-        input_sentence_size=max_sentences,
-        shuffle_input_sentence=True,
-        minloglevel=2,
-    )
-    return prefix + ".model"
-
-
-def write_spm_dict(model_path, counts, dict_path):
-    """fairseq dict.txt with every sentencepiece piece (seen ones by frequency first)."""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=model_path)
-    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
-    ordered = sorted(pieces, key=lambda p: -counts.get(p, 0))  # stable: ties keep model order
-    with open(dict_path, "w", encoding="utf-8") as f:
-        for p in ordered:
-            f.write(f"{p} {counts.get(p, 0)}\n")
-
-
-GPT2_FILE_ARGS = ("encoder_json", "vocab_bpe", "dict")
-
-
-def add_gpt2_arguments(group, dict_help="the pretrained model's dict.txt (local path)"):
-    """The three local files of BART/BioBART's GPT-2 BPE (e.g. from biobart-convert
-    hf-to-fairseq); shared by every command that applies that BPE."""
-    group.add_argument("--encoder-json", help="GPT-2 encoder.json (local path)")
-    group.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe / HF merges.txt (local path)")
-    group.add_argument("--dict", help=dict_help)
-
-
-def add_sentencepiece_arguments(group):
-    """Reuse a sentencepiece model or train one of this size; shared like the GPT-2 flags."""
-    group.add_argument("--spm-model", help="use this sentencepiece model instead of training one (local path)")
-    group.add_argument("--vocab-size", type=int, default=8000,
-                       help="vocabulary size of a new sentencepiece model (default: %(default)s)")
-
-
-def missing_gpt2_arguments(args):
-    """The GPT-2 file flags not given, e.g. ['--vocab-bpe', '--dict'] (empty when complete)."""
-    return ["--" + n.replace("_", "-") for n in GPT2_FILE_ARGS if not getattr(args, n, None)]
-
-
-class BpeSetupError(ValueError):
-    pass
-
-
-def prepare_bpe(args, out, spm_train_text, workers, spm_type="bpe", spm_max_sentences=5_000_000):
-    """Put the BPE's files into ``out`` and return (worker initializer, its arguments,
-    ``bpe.json`` record).  ``args`` carries ``bpe``, ``spm_model``, ``vocab_size`` and the GPT-2
-    file flags; ``spm_train_text`` is the text to train sentencepiece on when no ``--spm-model``
-    is given (None when there is none).  Raises BpeSetupError with a one-line reason."""
-    if args.bpe == "sentencepiece":
-        if args.spm_model:
-            if not os.path.isfile(args.spm_model):
-                raise BpeSetupError(f"{args.spm_model}: no such sentencepiece model")
-            shutil.copyfile(args.spm_model, os.path.join(out, "spm.model"))
-        elif spm_train_text is None:
-            raise BpeSetupError("no training text to learn a sentencepiece model from; pass --spm-model")
-        else:
-            print(f"[binarize] training sentencepiece ({spm_type}, vocab {args.vocab_size}) on {spm_train_text}",
-                  file=sys.stderr)
-            train_sentencepiece(spm_train_text, os.path.join(out, "spm"), args.vocab_size, spm_type, workers,
-                                spm_max_sentences)
-        return _init_spm, (os.path.join(out, "spm.model"),), {"type": "sentencepiece", "model": "spm.model"}
-    missing = missing_gpt2_arguments(args)
-    if missing:
-        raise BpeSetupError("--bpe gpt2 needs " + ", ".join(missing))
-    for path in (args.encoder_json, args.vocab_bpe, args.dict):
-        if not os.path.isfile(path):
-            raise BpeSetupError(f"{path}: no such file")
-    shutil.copyfile(args.encoder_json, os.path.join(out, "encoder.json"))
-    shutil.copyfile(args.vocab_bpe, os.path.join(out, "vocab.bpe"))
-    return _init_gpt2, (args.encoder_json, args.vocab_bpe), {"type": "gpt2", "encoder_json": "encoder.json",
-                                                              "vocab_bpe": "vocab.bpe"}
+# The BPE itself (files, bpe.json, the multi-process encoder, sentencepiece, fairseq-preprocess)
+# is data/bpe.py's; these names stay importable from here.
+from ..data.bpe import (  # noqa: F401
+    CHUNK,
+    BpeError,
+    add_gpt2_arguments,
+    add_sentencepiece_arguments,
+    bounded_imap,
+    encode_file,
+    missing_gpt2_arguments,
+    train_sentencepiece,
+    write_spm_dict,
+)
 
 
 # --- sharded, streaming binarization (--shards N) ------------------------------------------
@@ -365,11 +200,7 @@ def write_shards(out, tmp, splits, dict_path, n_shards, workers, bpe_info):
     for shard in shards:
         os.makedirs(shard, exist_ok=True)
         Dictionary.load(dict_path).save(os.path.join(shard, "dict.txt"))  # as fairseq-preprocess does
-        for name in ("spm.model", "encoder.json", "vocab.bpe"):
-            if os.path.exists(os.path.join(out, name)):
-                shutil.copyfile(os.path.join(out, name), os.path.join(shard, name))
-        with open(os.path.join(shard, "bpe.json"), "w") as f:
-            json.dump(bpe_info, f, indent=2)
+        bpe.copy(bpe_info, shard)
     documents = binarize_shards(os.path.join(tmp, "train.bpe"), dict_path,
                                 [os.path.join(shard, "train") for shard in shards], workers)
     print(f"[binarize] train: {documents} documents round-robin into {n_shards} shards", file=sys.stderr)
@@ -436,19 +267,20 @@ def main(argv=None):
 
     counts = collections.Counter()
     try:
-        init, initargs, bpe_info = prepare_bpe(args, out, args.train, workers, args.spm_type, args.spm_max_sentences)
-    except BpeSetupError as e:
+        bpe_info = bpe.setup_from_args(args, out, args.train, workers, args.spm_type, args.spm_max_sentences,
+                                       log=lambda m: print(f"[binarize] {m}", file=sys.stderr))
+    except BpeError as e:
         return fail(str(e))
     lead = args.bpe == "gpt2"  # a document's later sentences get GPT-2's leading space
 
     for split, path in splits:
-        n = encode_file(path, os.path.join(tmp, split + ".bpe"), workers, init, initargs, lead,
+        n = encode_file(path, os.path.join(tmp, split + ".bpe"), workers, bpe_info, lead,
                         counts if split == "train" else None)
         print(f"[binarize] {split}: {n} lines encoded", file=sys.stderr)
 
     if args.bpe == "sentencepiece":
         dict_path = os.path.join(tmp, "dict.txt")
-        write_spm_dict(os.path.join(out, "spm.model"), counts, dict_path)
+        write_spm_dict(bpe_info["model"], counts, dict_path)
     else:
         dict_path = args.dict
     if args.shards:
@@ -459,24 +291,12 @@ def main(argv=None):
               f"fairseq-train {':'.join(shards)}", file=sys.stderr)
         return 0
 
-    if os.path.exists(os.path.join(out, "dict.txt")):
-        os.remove(os.path.join(out, "dict.txt"))  # fairseq-preprocess refuses to overwrite it
+    prefixes = {split: os.path.join(tmp, split + ".bpe") for split, _ in splits}
+    try:
+        bpe.preprocess(out, dict_path, prefixes, workers)
+    except bpe.PreprocessError as e:
+        return fail(str(e))
 
-    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--srcdict", dict_path,
-           "--destdir", out, "--workers", str(workers), "--dataset-impl", "mmap",
-           "--trainpref", os.path.join(tmp, "train.bpe")]
-    if len(splits) > 1:
-        cmd += ["--validpref", os.path.join(tmp, "valid.bpe")]
-    print("[binarize] " + " ".join(cmd[1:]), file=sys.stderr)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with open(os.path.join(out, "preprocess.log"), "w") as f:
-        f.write(proc.stdout)
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], file=sys.stderr)
-        return fail(f"fairseq-preprocess failed (exit {proc.returncode}); see {out}/preprocess.log")
-
-    with open(os.path.join(out, "bpe.json"), "w") as f:
-        json.dump(bpe_info, f, indent=2)
     if not args.keep_bpe_text:
         shutil.rmtree(tmp)
     print(f"[binarize] wrote {out} ({args.bpe}) in {time.time() - t0:.1f}s", file=sys.stderr)

@@ -14,14 +14,12 @@ instead (tests, models trained from scratch).
 
 import argparse
 import collections
-import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
-from . import binarize as B
+from ..data import bpe as B
 
 SPLITS = ("train", "valid", "test")
 
@@ -81,52 +79,36 @@ def main(argv=None):
                 with open(os.path.join(args.data_dir, f"train.{side}"), encoding="utf-8") as src:
                     shutil.copyfileobj(src, f)
     try:
-        init, initargs, bpe_info = B.prepare_bpe(args, out, joined, workers)
-    except B.BpeSetupError as e:
+        info = B.setup_from_args(args, out, joined, workers, log=lambda m: print(f"[binarize-seq2seq] {m}", file=sys.stderr))
+    except B.BpeError as e:
         return fail(str(e))
 
     counts = collections.Counter()
     for split in splits:
         for side in ("source", "target"):
             n = B.encode_file(os.path.join(args.data_dir, f"{split}.{side}"), os.path.join(tmp, f"{split}.{side}"),
-                              workers, init, initargs, False, counts if split == "train" else None)
+                              workers, info, False, counts if split == "train" else None)
             print(f"[binarize-seq2seq] {split}.{side}: {n} lines encoded", file=sys.stderr)
 
     if args.bpe == "sentencepiece":
         dict_path = os.path.join(tmp, "dict.txt")
-        B.write_spm_dict(os.path.join(out, "spm.model"), counts, dict_path)
+        B.write_spm_dict(info["model"], counts, dict_path)
     else:
         dict_path = args.dict
-    for side in ("source", "target"):
-        stale = os.path.join(out, f"dict.{side}.txt")
-        if os.path.exists(stale):
-            os.remove(stale)  # fairseq-preprocess refuses to overwrite
-
-    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", "source", "--target-lang", "target",
-           "--srcdict", dict_path, "--tgtdict", dict_path, "--destdir", out, "--workers", str(workers),
-           "--dataset-impl", "mmap"]
-    for split, flag in (("train", "--trainpref"), ("valid", "--validpref"), ("test", "--testpref")):
-        if split in splits:
-            cmd += [flag, os.path.join(tmp, split)]
-    if "train" not in splits:
-        # fairseq-preprocess always binarizes --trainpref; point it at the first split we have so
-        # an evaluation-only folder (e.g. MEDIQA-MAS valid/test without MEDIQA-AnS) can be built.
-        cmd += ["--trainpref", os.path.join(tmp, splits[0])]
-    print("[binarize-seq2seq] fairseq-preprocess " + " ".join(cmd[3:]), file=sys.stderr)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with open(os.path.join(out, "preprocess.log"), "w") as f:
-        f.write(proc.stdout)
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], file=sys.stderr)
-        return fail(f"fairseq-preprocess failed (exit {proc.returncode}); see {out}/preprocess.log")
+    prefixes = {split: os.path.join(tmp, split) for split in splits}
+    # fairseq-preprocess always binarizes a train split; for an evaluation-only folder (e.g.
+    # MEDIQA-MAS valid/test without MEDIQA-AnS) it binarizes the first split we have as one.
+    prefixes.setdefault("train", os.path.join(tmp, splits[0]))
+    try:
+        B.preprocess(out, dict_path, prefixes, workers, langs=("source", "target"))
+    except B.PreprocessError as e:
+        return fail(str(e))
     if "train" not in splits:
         for ext in ("bin", "idx"):
             for side in ("source", "target"):
                 p = os.path.join(out, f"train.source-target.{side}.{ext}")
                 if os.path.exists(p):
                     os.remove(p)  # a stand-in, not training data
-    with open(os.path.join(out, "bpe.json"), "w") as f:
-        json.dump(bpe_info, f, indent=2)
     if not args.keep_bpe_text:
         shutil.rmtree(tmp)
     print(f"[binarize-seq2seq] wrote {out} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s", file=sys.stderr)

@@ -33,7 +33,6 @@ import glob
 import html
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,8 @@ from tqdm import tqdm
 
 from ..data import el_biosyn as B
 from ..data import el_formats as F
-from .binarize import add_gpt2_arguments, add_sentencepiece_arguments, missing_gpt2_arguments
+from ..data import bpe
+from ..data.bpe import add_gpt2_arguments, add_sentencepiece_arguments, missing_gpt2_arguments
 
 PROG = "biobart-prepare-el"
 SPLITS = ("train", "dev", "test")
@@ -239,32 +239,16 @@ class SynonymPicker:
 
 
 class Encoder:
+    """GenBioEL's BPE call: sentencepiece pieces of the text, or the GPT-2 ids of ' ' + text.
+    The BPE's files and bpe.json go into ``out`` (data/bpe.py), so the folder is relocatable."""
+
     def __init__(self, args, out, train_text):
-        self.kind = args.bpe
-        if args.bpe == "sentencepiece":
-            import sentencepiece as spm
-
-            from .binarize import train_sentencepiece
-
-            model = os.path.join(out, "spm.model")
-            if args.spm_model:
-                import shutil
-
-                shutil.copyfile(args.spm_model, model)
-            else:
-                log(f"training sentencepiece (vocab {args.vocab_size}) on {train_text}")
-                train_sentencepiece(train_text, os.path.join(out, "spm"), args.vocab_size, "bpe", args.workers, 2_000_000)
-            self.sp = spm.SentencePieceProcessor(model_file=model)
-            self.model = model
-        else:
-            from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
-
-            self.gpt2 = get_encoder(args.encoder_json, args.vocab_bpe)
+        self.info = bpe.setup_from_args(args, out, train_text, args.workers, spm_max_sentences=2_000_000, log=log)
+        self.kind = self.info["type"]
+        self._encode = bpe.token_encoder(self.info)
 
     def __call__(self, text):
-        if self.kind == "sentencepiece":
-            return self.sp.encode(text, out_type=str)
-        return [str(i) for i in self.gpt2.encode(" " + text)]  # GenBioEL: BPE(' ' + x)
+        return self._encode(text if self.kind == "sentencepiece" else " " + text)  # GenBioEL: BPE(' ' + x)
 
 
 def dictionaries(args, kb_pairs, ctx):
@@ -353,21 +337,12 @@ def prepare_model_inputs(args, out, splits, kb_pairs, report, ctx):
     # dictionary: every sentencepiece piece (KB names may use pieces unseen in the data)
     dict_path = os.path.join(bin_dir, "dict.txt")
     if args.bpe == "sentencepiece":
-        from .binarize import write_spm_dict
-
-        write_spm_dict(enc.model, tok_counts, dict_path)
+        bpe.write_spm_dict(enc.info["model"], tok_counts, dict_path)
     else:
         import shutil
 
         shutil.copyfile(args.dict, dict_path)
-    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", "source", "--target-lang", "target",
-           "--srcdict", dict_path, "--tgtdict", dict_path, "--destdir", bin_dir, "--workers", str(args.workers)]
-    for fs, flag in (("train", "--trainpref"), ("valid", "--validpref"), ("test", "--testpref")):
-        if fs in prefs:
-            cmd += [flag, prefs[fs]]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"fairseq-preprocess failed:\n{res.stdout[-3000:]}")
+    bpe.preprocess(bin_dir, dict_path, prefs, args.workers, langs=("source", "target"))
     # KB names -> token ids -> trie; kb_names.tsv maps generated ids back to CUIs
     d = Dictionary.load(os.path.join(bin_dir, "dict.target.txt"))
     seqs = []
@@ -386,10 +361,6 @@ def prepare_model_inputs(args, out, splits, kb_pairs, report, ctx):
     report["kb"][out] = {"concepts": len(split_names["test"]), "names": len(name_cuis), "trie_nodes": trie.num_nodes,
                          "trie_bytes": trie.nbytes, "trie_build_s": round(time.time() - t0, 2), "unk_tokens": n_unk}
     report["counts"].update({f"{out}:{k}": v for k, v in counts.items()})
-    with open(os.path.join(bin_dir, "bpe.json"), "w") as f:
-        json.dump({"type": args.bpe, "model": "spm.model"} if args.bpe == "sentencepiece" else
-                  {"type": "gpt2", "encoder_json": os.path.abspath(args.encoder_json),
-                   "vocab_bpe": os.path.abspath(args.vocab_bpe)}, f)
     log(f"model inputs in {bin_dir}: {report['kb'][out]['names']} KB names, trie {trie.nbytes / 2**20:.1f} MiB")
 
 

@@ -35,7 +35,8 @@ import shutil
 import sys
 
 from ..data import ner_formats
-from .binarize import add_gpt2_arguments, missing_gpt2_arguments
+from ..data import bpe
+from ..data.bpe import add_gpt2_arguments, missing_gpt2_arguments
 from ..data.ner_formats import NerFormatError, atomic_write_text, entity_key
 from ..data.ner_targets import TARGET_TYPES, decode_target
 
@@ -68,32 +69,18 @@ def fail(msg):
 
 
 def bpe_files(args):
-    """{name in OUT: source path} and the bpe.json record, from the BPE arguments (None: no BPE)."""
+    """(record of the BPE to install in OUT, the dict.txt to copy or None), from the BPE arguments
+    (None, None: no BPE).  The files themselves are checked and copied by data/bpe.py."""
     if args.bpe_dir:
-        info_path = os.path.join(args.bpe_dir, "bpe.json")
-        try:
-            with open(info_path, encoding="utf-8") as f:
-                info = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{info_path}: not a UTF-8 JSON file ({e})") from None
-        files = {"dict.txt": os.path.join(args.bpe_dir, "dict.txt")}
-        for key in ("model", "encoder_json", "vocab_bpe"):
-            if info.get(key):
-                files[os.path.basename(info[key])] = os.path.join(args.bpe_dir, info[key])
-                info[key] = os.path.basename(info[key])
-        return files, info
+        return bpe.read_info(os.path.join(args.bpe_dir, "bpe.json")), os.path.join(args.bpe_dir, "dict.txt")
     if args.bpe == "gpt2":
         if missing_gpt2_arguments(args):
             raise ValueError("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
-        return ({"encoder.json": args.encoder_json, "vocab.bpe": args.vocab_bpe, "dict.txt": args.dict},
-                {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"})
+        return {"type": "gpt2", "encoder_json": args.encoder_json, "vocab_bpe": args.vocab_bpe}, args.dict
     if args.bpe == "sentencepiece":
         if not args.spm_model:
             raise ValueError("--bpe sentencepiece needs --spm-model")
-        files = {"spm.model": args.spm_model}
-        if args.dict:
-            files["dict.txt"] = args.dict
-        return files, {"type": "sentencepiece", "model": "spm.model"}
+        return {"type": "sentencepiece", "model": args.spm_model}, args.dict
     return None, None
 
 
@@ -160,14 +147,14 @@ def main(argv=None):
         except NerFormatError as e:
             return fail(str(e))
     try:
-        files, info = bpe_files(args)
-    except (ValueError, OSError, json.JSONDecodeError) as e:
+        info, dict_src = bpe_files(args)
+    except (ValueError, OSError) as e:
         return fail(str(e))
-    if args.check and files is None:
+    if args.check and info is None:
         return fail("--check needs the model's BPE (--bpe ... or --bpe-dir)")
-    for name, src in (files or {}).items():
-        if not os.path.isfile(src):
-            return fail(f"{src}: no such file (for OUT/{name})")
+    for src in [info[k] for k in bpe.FILES[info["type"]]] + [dict_src] if info else []:
+        if src and not os.path.isfile(src):
+            return fail(f"{src}: no such file")
 
     out = args.out_dir
     os.makedirs(out, exist_ok=True)
@@ -179,19 +166,16 @@ def main(argv=None):
     new = sorted({e["type"] for sents in data.values() for s in sents for e in s["entities"]} - set(types))
     types += new
 
-    if files:
-        for name, src in files.items():
-            if os.path.abspath(src) != os.path.abspath(os.path.join(out, name)):
-                tmp = os.path.join(out, f".{name}.part")
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, os.path.join(out, name))
-        if "dict.txt" not in files:  # sentencepiece without a dict: every piece of the model
-            from .binarize import write_spm_dict
-
-            tmp = os.path.join(out, ".dict.txt.part")
-            write_spm_dict(os.path.join(out, "spm.model"), {}, tmp)
+    if info:
+        installed = bpe.copy(info, out)
+        tmp = os.path.join(out, ".dict.txt.part")
+        if dict_src:
+            if os.path.abspath(dict_src) != os.path.abspath(os.path.join(out, "dict.txt")):
+                shutil.copyfile(dict_src, tmp)
+                os.replace(tmp, os.path.join(out, "dict.txt"))
+        else:  # sentencepiece without a dict: every piece of the model
+            bpe.write_spm_dict(installed["model"], {}, tmp)
             os.replace(tmp, os.path.join(out, "dict.txt"))
-        atomic_write_text(os.path.join(out, "bpe.json"), json.dumps(info, indent=2) + "\n")
 
     for stem, sents in data.items():
         ner_formats.write(os.path.join(out, f"{stem}.jsonl"), sents, "jsonl")
@@ -206,12 +190,10 @@ def main(argv=None):
     from fairseq.data import Dictionary
 
     from ..data.ner_dataset import word_encoder
-    from ..data.word_starts import load_bpe_info
-    from ..hub import build_bpe
 
     dictionary = Dictionary.load(os.path.join(out, "dict.txt"))
-    info = load_bpe_info(os.path.join(out, "bpe.json"))
-    encode_word = word_encoder(build_bpe(info), info["type"], dictionary)
+    info = bpe.read_info(os.path.join(out, "bpe.json"))
+    encode_word = word_encoder(bpe.build(info), info["type"], dictionary)
     report, bad = {}, 0
     for stem, sents in data.items():
         c = check_round_trip(sents, encode_word, dictionary, types, args.target_type, args.max_source_positions)

@@ -146,8 +146,8 @@ def folder_encoder(data_dir, target_type, max_source_positions=1024):
 
     from fairseq.data import Dictionary
 
-    from ..hub import build_bpe
-    from .word_starts import load_bpe_info
+    from .bpe import build as build_bpe
+    from .bpe import read_info as load_bpe_info
 
     with open(os.path.join(data_dir, "ner.json"), encoding="utf-8") as f:
         types = json.load(f)["types"]

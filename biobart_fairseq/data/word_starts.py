@@ -3,8 +3,8 @@
 Whole-word masking needs, for every id in ``dict.txt``, whether that token starts a new
 word.  fairseq's stock denoising task builds this table from the *name* of the BPE with
 its default settings, which means downloading GPT-2's files or failing for sentencepiece.
-``biobart-binarize`` records the BPE it used in
-``DATA/bpe.json``; this module reads that record:
+The data folder's ``bpe.json`` (or fairseq's ``--bpe`` flags, see
+:func:`biobart_fairseq.data.bpe.resolve_info`) names the BPE; this module reads its files:
 
 * ``{"type": "sentencepiece", ...}``: dictionary symbols are the pieces themselves, so a
   symbol starting with U+2581 (the sentencepiece space) starts a word; byte-fallback
@@ -20,41 +20,18 @@ import json
 import os
 import re
 
-import torch
+from .bpe import BpeError as BpeInfoError  # noqa: F401  (the record is data/bpe.py's)
+from .bpe import read_info as load_bpe_info  # noqa: F401
 
 SPM_SPACE = "\u2581"
 SPM_BYTE = re.compile(r"<0x[0-9A-F]{2}>")
 GPT2_SPACE = "\u0120"  # 'Ġ': the byte-level BPE's stand-in for a leading space
 
 
-class BpeInfoError(ValueError):
-    pass
-
-
-def load_bpe_info(path):
-    """Read ``bpe.json``; paths inside it are resolved relative to its folder."""
-    if not os.path.isfile(path):
-        raise BpeInfoError(
-            f"{path}: not found. Whole-word masking needs to know the BPE the data was "
-            "binarized with: binarize with biobart-binarize (which writes it), pass "
-            "--bpe-info, or use --mask-length subword."
-        )
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except json.JSONDecodeError as e:
-        raise BpeInfoError(f"{path}: not valid JSON ({e})") from e
-    if info.get("type") not in ("sentencepiece", "gpt2"):
-        raise BpeInfoError(f"{path}: 'type' must be 'sentencepiece' or 'gpt2', got {info.get('type')!r}")
-    base = os.path.dirname(os.path.abspath(path))
-    for key in ("model", "encoder_json", "vocab_bpe"):
-        if info.get(key):
-            info[key] = os.path.join(base, info[key])
-    return info
-
-
 def word_start_table(dictionary, bpe_info):
     """BoolTensor of len(dictionary): True where the symbol begins a word."""
+    import torch
+
     kind = bpe_info["type"]
     if kind == "gpt2":
         enc_path = bpe_info.get("encoder_json")

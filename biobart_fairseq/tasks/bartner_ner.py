@@ -33,7 +33,7 @@ from ..criterions import bartner_loss  # noqa: F401  (fairseq only auto-imports 
 from ..data.ner_dataset import NerDataset, encode_sentence, word_encoder
 from ..data.ner_formats import read_jsonl
 from ..data.ner_targets import TARGET_TYPES, decode_target
-from ..data.word_starts import load_bpe_info
+from ..data.bpe import read_info as load_bpe_info
 from ..metrics.bartner_f1 import BartnerCounts, gold_tuples, predicted_tuples
 from ..metrics.entity_f1 import EntityCounts
 
@@ -103,7 +103,7 @@ class BartNerTask(FairseqTask):
         dictionary.add_symbol("<mask>")
         for t in types:
             dictionary.add_symbol(type_token(t))
-        from ..hub import build_bpe
+        from ..data.bpe import build as build_bpe
 
         bpe_info = load_bpe_info(cfg.bpe_info or os.path.join(data, "bpe.json"))
         bpe = build_bpe(bpe_info)

@@ -121,8 +121,10 @@ class BiomedDenoisingTask(DenoisingTask):
         if self.cfg.mask_length == "subword" or self.cfg.noise_style == "biobart-code":
             return None  # both work on subwords: no BPE record needed
         if self._word_starts is None:
-            path = self.cfg.bpe_info or os.path.join(utils.split_paths(self.cfg.data)[0], "bpe.json")
-            info = load_bpe_info(path)
+            from ..data.bpe import resolve_info
+
+            # DATA/bpe.json, else fairseq's own --bpe gpt2/sentencepiece file flags (plain fairseq-preprocess data)
+            info, path = resolve_info(utils.split_paths(self.cfg.data)[0], self.cfg.bpe_info or None, self.cfg)
             if self.cfg.bpe and self.cfg.bpe != info["type"]:
                 # --bpe would otherwise be accepted and ignored: the record decides the word table
                 raise BpeInfoError(f"--bpe {self.cfg.bpe} given, but {path} records that the data was "

@@ -1,0 +1,343 @@
+"""Everything about BPEs, in one place: the ``bpe.json`` record, the BPE files of a data folder,
+fairseq's BPE object, the multi-process encoder and the one call of ``fairseq-preprocess``.
+
+Every command that applies a BPE (``biobart-binarize``, ``biobart-binarize-seq2seq``,
+``biobart-prepare-el``, ``biobart-prepare-ner``) and every reader of one (the tasks,
+:func:`biobart_fairseq.from_pretrained`) goes through this module.
+
+The record.  A data folder a BPE was applied to holds the BPE's files under fixed names and
+``bpe.json`` naming them *relative to the folder*::
+
+    {"type": "sentencepiece", "model": "spm.model"}
+    {"type": "gpt2", "encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"}
+
+so the folder can be moved or copied to another machine as it is.  (Records written before
+this with absolute paths still read: an absolute path is kept as it is.)
+
+Without ``bpe.json`` the tasks take fairseq's own flags instead, as fairseq's BART recipe
+passes them (``--bpe gpt2 --gpt2-encoder-json F --gpt2-vocab-bpe F`` or ``--bpe
+sentencepiece --sentencepiece-model F``, local files), so data binarized with plain
+``fairseq-preprocess`` works too (:func:`resolve_info`).
+
+No torch or fairseq at module level: the preparation commands start without them.
+"""
+
+import collections
+import functools
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+
+BPE_JSON = "bpe.json"
+#: record key -> file name in the data folder, per BPE type
+FILES = {"sentencepiece": {"model": "spm.model"}, "gpt2": {"encoder_json": "encoder.json", "vocab_bpe": "vocab.bpe"}}
+CHUNK = 2000  # lines per encoder task: large enough to amortise IPC, small for a smooth bar
+
+
+class BpeError(ValueError):
+    """A BPE that cannot be set up or read; the message is one line naming the file."""
+
+
+# --- the record -----------------------------------------------------------------------------
+def read_info(path):
+    """``bpe.json`` -> record with the file paths made absolute (relative to its folder)."""
+    if not os.path.isfile(path):
+        raise BpeError(
+            f"{path}: not found. The BPE the data was binarized with is needed: binarize with a "
+            "biobart-* command (which writes it), pass --bpe-info, give fairseq's --bpe flags "
+            "(--bpe gpt2 --gpt2-encoder-json --gpt2-vocab-bpe, or --bpe sentencepiece "
+            "--sentencepiece-model), or use --mask-length subword."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BpeError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(info, dict) or info.get("type") not in FILES:
+        got = info.get("type") if isinstance(info, dict) else info
+        raise BpeError(f"{path}: 'type' must be 'sentencepiece' or 'gpt2', got {got!r}")
+    base = os.path.dirname(os.path.abspath(path))
+    for key in FILES[info["type"]]:
+        if not info.get(key):
+            raise BpeError(f"{path}: a {info['type']} record needs {key!r}")
+        info[key] = os.path.join(base, info[key])
+    return info
+
+
+def install(folder, kind, **sources):
+    """Copy the BPE's files into ``folder`` under their fixed names and write its ``bpe.json``.
+
+    ``sources`` maps the record keys of ``kind`` (``model``; ``encoder_json``, ``vocab_bpe``) to
+    the files to copy; a file already in place is kept.  Returns the record as :func:`read_info`
+    gives it."""
+    if kind not in FILES:
+        raise BpeError(f"unknown BPE type {kind!r} (sentencepiece or gpt2)")
+    for key, name in FILES[kind].items():
+        src, dst = sources.get(key), os.path.join(folder, name)
+        if not src or not os.path.isfile(src):
+            raise BpeError(f"{src}: no such file" if src else f"{kind} BPE needs its {name}")
+        if os.path.abspath(src) != os.path.abspath(dst):
+            shutil.copyfile(src, dst + ".part")
+            os.replace(dst + ".part", dst)
+    record = {"type": kind, **FILES[kind]}
+    with open(os.path.join(folder, BPE_JSON + ".part"), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(os.path.join(folder, BPE_JSON + ".part"), os.path.join(folder, BPE_JSON))
+    return read_info(os.path.join(folder, BPE_JSON))
+
+
+def copy(info, folder):
+    """Install the BPE of a record (e.g. another data folder's) into ``folder``."""
+    return install(folder, info["type"], **{k: info[k] for k in FILES[info["type"]]})
+
+
+def info_from_fairseq_args(cfg):
+    """The record fairseq's own BPE flags describe, or None when ``--bpe`` names no BPE here."""
+    kind = getattr(cfg, "bpe", None)
+    if kind == "gpt2":
+        paths = {"encoder_json": getattr(cfg, "gpt2_encoder_json", None),
+                 "vocab_bpe": getattr(cfg, "gpt2_vocab_bpe", None)}
+    elif kind == "sentencepiece":
+        paths = {"model": getattr(cfg, "sentencepiece_model", None)}
+    else:
+        return None
+    for key, path in paths.items():
+        flag = {"encoder_json": "--gpt2-encoder-json", "vocab_bpe": "--gpt2-vocab-bpe",
+                "model": "--sentencepiece-model"}[key]
+        if not path or "://" in str(path) or not os.path.isfile(path):
+            raise BpeError(f"--bpe {kind} without a bpe.json in the data folder needs {flag} naming a local "
+                           f"file (got {path!r})")
+        paths[key] = os.path.abspath(path)
+    return {"type": kind, **paths}
+
+
+def resolve_info(data_dir, bpe_info=None, cfg=None):
+    """(record, where it came from) for a data folder: ``bpe_info`` (an explicit bpe.json) first,
+    then ``DATA/bpe.json``, then fairseq's ``--bpe`` flags in ``cfg``; BpeError when none."""
+    path = bpe_info or os.path.join(data_dir, BPE_JSON)
+    if bpe_info or os.path.isfile(path) or cfg is None:
+        return read_info(path), path
+    info = info_from_fairseq_args(cfg)
+    if info is None:
+        read_info(path)  # raises the not-found error that lists every way to name the BPE
+    return info, f"--bpe {info['type']}"
+
+
+# --- applying it --------------------------------------------------------------------------
+def build(info):
+    """fairseq's BPE object for a record (local files only)."""
+    from argparse import Namespace
+
+    from fairseq.data import encoders
+
+    if info["type"] == "sentencepiece":
+        args = Namespace(bpe="sentencepiece", sentencepiece_model=info["model"],
+                         sentencepiece_enable_sampling=False, sentencepiece_alpha=None)
+    else:
+        args = Namespace(bpe="gpt2", gpt2_encoder_json=info["encoder_json"], gpt2_vocab_bpe=info["vocab_bpe"])
+    return encoders.build_bpe(args)
+
+
+def token_encoder(info):
+    """``text -> [dictionary symbols]``: sentencepiece pieces, or GPT-2 ids as strings (the symbols
+    of a BART ``dict.txt``)."""
+    if info["type"] == "sentencepiece":
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_file=info["model"])
+        return lambda text: sp.encode(text, out_type=str)
+    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
+
+    enc = get_encoder(info["encoder_json"], info["vocab_bpe"])
+    return lambda text: [str(i) for i in enc.encode(text)]
+
+
+_ENCODER = None  # this worker process's token_encoder
+
+
+def _init_worker(info):
+    global _ENCODER
+    _ENCODER = token_encoder(info)
+
+
+def _encode_chunk(chunk, count=False):
+    """chunk: list of (line, leading_space); blank lines stay blank.  Returns (encoded lines,
+    input bytes, token counts or None): counting happens in the worker, the parent only writes."""
+    out, nbytes = [], 0
+    for line, lead in chunk:
+        nbytes += len(line.encode("utf-8")) + 1
+        out.append(" ".join(_ENCODER((" " + line) if lead else line)) if line else "")
+    counts = collections.Counter(tok for line in out for tok in line.split()) if count else None
+    return out, nbytes, counts
+
+
+def _read_chunks(path, leading_space):
+    """Chunks of (whitespace-normalised line, needs a leading space): with ``leading_space``, the
+    lines after the first of a document (blank line = document break) get GPT-2's space."""
+    chunk, first_in_doc = [], True
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            line = " ".join(raw.split())
+            chunk.append((line, leading_space and not first_in_doc and bool(line)))
+            first_in_doc = not line
+            if len(chunk) >= CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def bounded_imap(pool, func, items, window):
+    """``pool.imap(func, items)`` with at most ``window`` tasks in flight.
+
+    ``Pool.imap`` reads *all* of ``items`` into its task queue as fast as it can; when the workers
+    are slower than reading (BPE always is), the whole corpus ends up in memory.  Here the next
+    item is read only when an earlier result has been taken."""
+    pending = collections.deque()
+    for item in items:
+        pending.append(pool.apply_async(func, (item,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def encode_file(src, dst, workers, info, leading_space=False, counts=None):
+    """BPE-encode the text file ``src`` into ``dst`` (one line per line) with ``workers``
+    processes; ``counts`` (a Counter) gets the token counts.  Returns the number of lines."""
+    from tqdm import tqdm
+
+    from .atomic import quiet_worker
+
+    n = 0
+    with multiprocessing.get_context("fork").Pool(workers, quiet_worker, (_init_worker, info)) as pool, \
+            open(dst, "w", encoding="utf-8") as out, \
+            tqdm(total=os.path.getsize(src), unit="B", unit_scale=True, desc=f"BPE {os.path.basename(src)}",
+                 file=sys.stderr) as bar:
+        worker = functools.partial(_encode_chunk, count=counts is not None)
+        for lines, nbytes, chunk_counts in bounded_imap(pool, worker, _read_chunks(src, leading_space), 4 * workers):
+            out.write("".join(line + "\n" for line in lines))
+            if chunk_counts:
+                counts.update(chunk_counts)
+            n += len(lines)
+            bar.update(nbytes)
+    return n
+
+
+# --- sentencepiece ------------------------------------------------------------------------
+def train_sentencepiece(train_txt, prefix, vocab_size, model_type="bpe", workers=1, max_sentences=5_000_000):
+    """Train ``prefix.model`` on ``train_txt``; BpeError with sentencepiece's reason on failure."""
+    import sentencepiece as spm
+
+    try:
+        spm.SentencePieceTrainer.train(
+            input=train_txt, model_prefix=prefix, vocab_size=vocab_size, model_type=model_type,
+            character_coverage=1.0, num_threads=workers,
+            hard_vocab_limit=False,  # small corpora: shrink instead of failing
+            byte_fallback=True,  # characters unseen in training become byte pieces, never <unk>
+            input_sentence_size=max_sentences, shuffle_input_sentence=True, minloglevel=2,
+        )
+    except RuntimeError as e:  # e.g. a vocabulary smaller than the characters of the text
+        reason = str(e).split("] ")[-1].split(" Increase vocab_size")[0]
+        raise BpeError(f"{train_txt}: sentencepiece cannot learn a {vocab_size}-piece vocabulary from it: "
+                       f"{reason} (choose another --vocab-size)") from None
+    return prefix + ".model"
+
+
+def write_spm_dict(model_path, counts, dict_path):
+    """fairseq dict.txt with every sentencepiece piece (seen ones by frequency first)."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=model_path)
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    ordered = sorted(pieces, key=lambda p: -counts.get(p, 0))  # stable: ties keep model order
+    with open(dict_path, "w", encoding="utf-8") as f:
+        for p in ordered:
+            f.write(f"{p} {counts.get(p, 0)}\n")
+
+
+# --- command-line flags shared by the commands that apply a BPE ------------------------------
+GPT2_FILE_ARGS = ("encoder_json", "vocab_bpe", "dict")
+
+
+def add_gpt2_arguments(group, dict_help="the pretrained model's dict.txt (local path)"):
+    """The three local files of BART/BioBART's GPT-2 BPE (e.g. from biobart-convert hf-to-fairseq)."""
+    group.add_argument("--encoder-json", help="GPT-2 encoder.json (local path)")
+    group.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe / HF merges.txt (local path)")
+    group.add_argument("--dict", help=dict_help)
+
+
+def add_sentencepiece_arguments(group):
+    """Reuse a sentencepiece model or train one of this size."""
+    group.add_argument("--spm-model", help="use this sentencepiece model instead of training one (local path)")
+    group.add_argument("--vocab-size", type=int, default=8000,
+                       help="vocabulary size of a new sentencepiece model (default: %(default)s)")
+
+
+def missing_gpt2_arguments(args):
+    """The GPT-2 file flags not given, e.g. ['--vocab-bpe', '--dict'] (empty when complete)."""
+    return ["--" + n.replace("_", "-") for n in GPT2_FILE_ARGS if not getattr(args, n, None)]
+
+
+def setup_from_args(args, folder, spm_train_text, workers=1, spm_type="bpe", spm_max_sentences=5_000_000, log=None):
+    """The BPE the flags ask for (``args.bpe``, ``spm_model``, ``vocab_size``, the GPT-2 files),
+    installed into ``folder``; a sentencepiece model is trained on ``spm_train_text`` when no
+    ``--spm-model`` is given.  Returns the record; BpeError with a one-line reason."""
+    if args.bpe == "sentencepiece":
+        model = getattr(args, "spm_model", None)
+        if model and not os.path.isfile(model):
+            raise BpeError(f"{model}: no such sentencepiece model")
+        if not model:
+            if spm_train_text is None:
+                raise BpeError("no training text to learn a sentencepiece model from; pass --spm-model")
+            if log:
+                log(f"training sentencepiece ({spm_type}, vocab {args.vocab_size}) on {spm_train_text}")
+            model = train_sentencepiece(spm_train_text, os.path.join(folder, "spm"), args.vocab_size, spm_type,
+                                        workers, spm_max_sentences)
+        return install(folder, "sentencepiece", model=model)
+    missing = missing_gpt2_arguments(args)
+    if missing:
+        raise BpeError("--bpe gpt2 needs " + ", ".join(missing))
+    for path in (args.encoder_json, args.vocab_bpe, args.dict):
+        if not os.path.isfile(path):
+            raise BpeError(f"{path}: no such file")
+    return install(folder, "gpt2", encoder_json=args.encoder_json, vocab_bpe=args.vocab_bpe)
+
+
+# --- binarization -------------------------------------------------------------------------
+class PreprocessError(ValueError):
+    pass
+
+
+def preprocess(destdir, dict_path, prefixes, workers=1, langs=None, log_name="preprocess.log"):
+    """The one call of ``fairseq-preprocess``: binarize ``prefixes`` ({"train": PREFIX, ...}) into
+    ``destdir`` with the fixed dictionary ``dict_path``.  ``langs`` = (source, target) suffixes for
+    a translation pair, None for ``--only-source``.  Its output goes to ``destdir/log_name``;
+    PreprocessError names that log on failure."""
+    if langs:
+        cmd = ["--source-lang", langs[0], "--target-lang", langs[1], "--srcdict", dict_path, "--tgtdict", dict_path]
+        stale = [f"dict.{lang}.txt" for lang in langs]
+    else:
+        cmd = ["--only-source", "--srcdict", dict_path]
+        stale = ["dict.txt"]
+    for name in stale:  # fairseq-preprocess refuses to overwrite a dictionary
+        path = os.path.join(destdir, name)
+        if os.path.exists(path) and os.path.abspath(path) != os.path.abspath(dict_path):
+            os.remove(path)
+    cmd += ["--destdir", destdir, "--workers", str(workers), "--dataset-impl", "mmap"]
+    for split in ("train", "valid", "test"):
+        if split in prefixes:
+            cmd += [f"--{split}pref", prefixes[split]]
+    print("[fairseq-preprocess] " + " ".join(cmd), file=sys.stderr)
+    proc = subprocess.run([sys.executable, "-m", "fairseq_cli.preprocess", *cmd],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = os.path.join(destdir, log_name)
+    with open(log_path, "w", encoding="utf-8") as f:
+        f.write(proc.stdout)
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], file=sys.stderr)
+        raise PreprocessError(f"fairseq-preprocess failed (exit {proc.returncode}); see {log_path}")
