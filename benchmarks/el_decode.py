@@ -38,12 +38,16 @@ def sync(device):
 
 
 class EncoderClock:
-    """Seconds spent in the encoder (the same work in both methods), through forward hooks."""
+    """Seconds spent in the encoder (the same work in both methods), through forward hooks.
+
+    fairseq's ensemble calls ``encoder.forward_torchscript``, which bypasses the encoder's
+    own hooks; the clock starts at its positional embedding and stops after its last layer."""
 
     def __init__(self, encoder, device):
         self.device, self.seconds, self._t0 = device, 0.0, 0.0
-        encoder.register_forward_pre_hook(self._start)
-        encoder.register_forward_hook(self._stop)
+        first = encoder.embed_positions if encoder.embed_positions is not None else encoder.layers[0]
+        first.register_forward_pre_hook(self._start)
+        encoder.layers[-1].register_forward_hook(self._stop)
 
     def _start(self, *_):
         sync(self.device)
