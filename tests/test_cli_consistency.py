@@ -3,6 +3,7 @@ console script, and no command takes an abbreviated flag for a full one (``--bea
 biobart-el-eval with beam 3)."""
 
 import argparse
+import json
 import importlib
 import importlib.metadata
 from pathlib import Path
@@ -92,3 +93,35 @@ def test_abbreviated_flag_is_an_error_naming_it(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         score.main(["--hyp", str(tmp_path / "h"), "--ref", str(tmp_path / "h"), "--no-bert"])
     assert e.value.code == 2 and "unrecognized arguments: --no-bert" in capsys.readouterr().err
+
+
+BPE_COMMANDS = ("binarize", "binarize_seq2seq", "prepare_el", "prepare_ner")
+
+
+@pytest.mark.parametrize("module_name", BPE_COMMANDS)
+def test_every_bpe_command_can_train_or_reuse_sentencepiece(module_name, monkeypatch):
+    parser = _parser_of(module_name, monkeypatch)
+    for a in parser._actions:
+        a.required = False
+    args, extras = parser.parse_known_args(["--bpe", "sentencepiece", "--spm-model", "m.model", "--vocab-size", "123"])
+    assert extras == [] and (args.bpe, args.spm_model, args.vocab_size) == ("sentencepiece", "m.model", 123)
+
+
+def test_prepare_ner_trains_sentencepiece_then_reuses_it(tmp_path, capsys):
+    """biobart-prepare-ner once needed --spm-model; now it trains one on its inputs, as the others do."""
+    from biobart_fairseq.cli import prepare_ner
+
+    src = tmp_path / "train.jsonl"
+    src.write_text("".join(
+        '{"tokens": %s, "entities": [{"type": "Drug", "spans": [[0, 1]]}]}\n'
+        % json.dumps(f"aspirin{i} relieved the pain of patient number {i} quickly".split()) for i in range(40)))
+    assert prepare_ner.main(["--format", "jsonl", "--input", str(src), "-o", str(tmp_path / "a"),
+                             "--bpe", "sentencepiece", "--vocab-size", "400"]) == 0
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "a" / "spm.model"))
+    assert sp.get_piece_size() <= 400 and "▁relieved" in sp.encode("aspirin7 relieved", out_type=str)
+    assert prepare_ner.main(["--format", "jsonl", "--input", str(src), "-o", str(tmp_path / "b"),
+                             "--bpe", "sentencepiece", "--spm-model", str(tmp_path / "a" / "spm.model")]) == 0
+    assert (tmp_path / "b" / "spm.model").read_bytes() == (tmp_path / "a" / "spm.model").read_bytes()
+    assert "training sentencepiece" in capsys.readouterr().err

@@ -32,7 +32,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from .. import errors
 from ..data import bpe
+from ..data.atomic import quiet_worker, run_staged
 
 # The BPE itself (files, bpe.json, the multi-process encoder, sentencepiece, fairseq-preprocess)
 # is data/bpe.py's; these names stay importable from here.
@@ -167,7 +169,7 @@ def binarize_shards(bpe_path, dict_path, prefixes, workers):
     d = Dictionary.load(dict_path)
     writers = [StreamingIndexedDataset(prefix, len(d)) for prefix in prefixes]
     router = _DocumentRouter(writers, d.eos())
-    with multiprocessing.get_context("fork").Pool(workers, _init_ids, (dict_path,)) as pool, tqdm(
+    with multiprocessing.get_context("fork").Pool(workers, quiet_worker, (_init_ids, dict_path)) as pool, tqdm(
         total=os.path.getsize(bpe_path), unit="B", unit_scale=True, file=sys.stderr,
         desc=f"binarize {os.path.basename(bpe_path)}",
     ) as bar:
@@ -240,12 +242,15 @@ def parse_args(argv):
 
 
 def fail(msg):
-    print(f"biobart-binarize: error: {msg}", file=sys.stderr)
-    return 2
+    return errors.fail("biobart-binarize", msg)  # exit 2, one line (biobart_fairseq/errors.py)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
+    return run_staged("biobart-binarize", parse_args(argv), binarize, ("dict.txt", "bpe.json", "shard0"))
+
+
+def binarize(args):
     for path in [args.train] + ([args.valid] if args.valid else []):
         if not os.path.isfile(path):
             return fail(f"{path}: no such file")
@@ -287,6 +292,7 @@ def main(argv=None):
         shards = write_shards(out, tmp, splits, dict_path, args.shards, workers, bpe_info)
         if not args.keep_bpe_text:
             shutil.rmtree(tmp)
+        shards = [os.path.join(args.final_out_dir, os.path.basename(s)) for s in shards]
         print(f"[binarize] wrote {len(shards)} shards in {time.time() - t0:.1f}s; train with "
               f"fairseq-train {':'.join(shards)}", file=sys.stderr)
         return 0
@@ -299,7 +305,7 @@ def main(argv=None):
 
     if not args.keep_bpe_text:
         shutil.rmtree(tmp)
-    print(f"[binarize] wrote {out} ({args.bpe}) in {time.time() - t0:.1f}s", file=sys.stderr)
+    print(f"[binarize] wrote {args.final_out_dir} ({args.bpe}) in {time.time() - t0:.1f}s", file=sys.stderr)
     return 0
 
 

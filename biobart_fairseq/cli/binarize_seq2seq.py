@@ -19,7 +19,9 @@ import shutil
 import sys
 import time
 
+from .. import errors
 from ..data import bpe as B
+from ..data.atomic import run_staged
 
 SPLITS = ("train", "valid", "test")
 
@@ -44,12 +46,15 @@ def parse_args(argv):
 
 
 def fail(msg):
-    print(f"biobart-binarize-seq2seq: error: {msg}", file=sys.stderr)
-    return 2
+    return errors.fail("biobart-binarize-seq2seq", msg)  # exit 2, one line (biobart_fairseq/errors.py)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
+    return run_staged("biobart-binarize-seq2seq", parse_args(argv), binarize, ("dict.source.txt", "bpe.json"))
+
+
+def binarize(args):
     t0 = time.time()
     splits = []
     for split in SPLITS:
@@ -111,7 +116,7 @@ def main(argv=None):
                     os.remove(p)  # a stand-in, not training data
     if not args.keep_bpe_text:
         shutil.rmtree(tmp)
-    print(f"[binarize-seq2seq] wrote {out} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s", file=sys.stderr)
+    print(f"[binarize-seq2seq] wrote {args.final_out_dir} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s", file=sys.stderr)
     return 0
 
 

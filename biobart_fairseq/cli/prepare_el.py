@@ -41,8 +41,10 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
+from .. import errors
 from ..data import el_biosyn as B
 from ..data import el_formats as F
+from ..data.atomic import run_staged
 from ..data import bpe
 from ..data.bpe import add_gpt2_arguments, add_sentencepiece_arguments, missing_gpt2_arguments
 
@@ -56,13 +58,12 @@ def log(msg):
 
 
 def fail(msg):
-    print(f"{PROG}: error: {msg}", file=sys.stderr)
-    return 2
+    return errors.fail(PROG, msg)  # exit 2, one line (biobart_fairseq/errors.py)
 
 
 def _one(pattern_dir, patterns, what):
     for pat in patterns:
-        hits = sorted(glob.glob(os.path.join(pattern_dir, "**", pat), recursive=True))
+        hits = sorted(h for h in glob.glob(os.path.join(pattern_dir, "**", pat), recursive=True) if os.path.isfile(h))
         if hits:
             return hits[0]
     raise FileNotFoundError(f"{pattern_dir}: no {what} file ({' or '.join(patterns)})")
@@ -297,7 +298,7 @@ def prepare_model_inputs(args, out, splits, kb_pairs, report, ctx):
 
     name_cuis, split_names = dictionaries(args, kb_pairs, ctx)
     if not name_cuis:
-        raise ValueError("the KB has no usable names")
+        raise ValueError(f"{args.kb or 'the KB'}: no usable names (lines 'ids||names', 'cui<TAB>name' or MRCONSO.RRF)")
     bin_dir = os.path.join(out, "bin")
     text_dir = os.path.join(bin_dir, "text")
     os.makedirs(text_dir, exist_ok=True)
@@ -379,6 +380,11 @@ def parse_args(argv):
                                 "written as OUT/kb.tsv; needed for --bpe except for askapatient")
     p.add_argument("--kb-format", choices=["auto", "tsv", "biosyn", "mrconso"], default="auto",
                    help="format of --kb (default: guessed from its first line)")
+    p.add_argument("--kb-from-data", action="store_true",
+                   help="without --kb: the KB is the (concept, mention) pairs of the dataset itself -- a stand-in "
+                        "when the real KB is not at hand (the recipes' SMALL=1 tries), never for results")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="keep the first N mentions of each split (quick tries, e.g. the recipes' SMALL=1)")
     p.add_argument("--ncbi-train", choices=["traindev", "train"], default="traindev",
                    help="NCBI training split: traindev = train+dev without composite mentions (BioSyn/GenBioEL, "
                         "default), train = the train file as is")
@@ -472,7 +478,11 @@ def read_inputs(args, ctx):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
+    return run_staged(PROG, parse_args(argv), prepare, ("report.json", "kb.tsv"))
+
+
+def prepare(args):
     if not os.path.exists(args.input):
         return fail(f"{args.input}: no such file or folder")
     for f in (args.kb, args.spm_model, args.encoder_json, args.vocab_bpe, args.dict):
@@ -486,8 +496,16 @@ def main(argv=None):
         datasets, kb_pairs = read_inputs(args, ctx)
     except (FileNotFoundError, F.UnusableInput) as e:
         return fail(str(e))
+    if args.kb_from_data and kb_pairs is None:
+        kb_pairs = sorted({(c, " ".join(m.mention.split())) for splits in datasets.values()
+                           for ms in splits.values() for m in ms for c in m.cuis})
+        log(f"--kb-from-data: {len(kb_pairs)} (concept, mention) pairs of the dataset stand in for a KB")
+    if args.limit is not None:
+        datasets = {sub: {split: ms[: args.limit] for split, ms in splits.items()} for sub, splits in datasets.items()}
     if args.bpe and kb_pairs is None:
-        return fail("--bpe needs a KB: give --kb")
+        return fail("--bpe needs a KB: give --kb (or --kb-from-data for a quick try)")
+    if args.kb and not kb_pairs:
+        return fail(f"{args.kb}: no KB names read (expected lines 'ids||names', 'cui<TAB>name' or MRCONSO.RRF)")
     for sub, splits in datasets.items():
         out = os.path.join(args.out_dir, sub) if sub else args.out_dir
         os.makedirs(out, exist_ok=True)
@@ -499,7 +517,10 @@ def main(argv=None):
         if args.style == "genbioel":
             save_state(args, out, ctx, splits)
         if args.bpe:
-            prepare_model_inputs(args, out, splits, kb_pairs, report, ctx)
+            try:
+                prepare_model_inputs(args, out, splits, kb_pairs, report, ctx)
+            except ValueError as e:
+                return fail(str(e))
     return write_report(args, report, ctx)
 
 
@@ -526,8 +547,8 @@ def write_report(args, report, ctx):
         log(f"skipped {b}")
     if bad:
         log(f"{len(bad)} bad records skipped (all in {os.path.join(args.out_dir, 'report.json')})")
-        return 3
-    return 0
+        return errors.EXIT_BAD_RECORDS
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":

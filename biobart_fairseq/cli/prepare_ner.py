@@ -34,9 +34,11 @@ import os
 import shutil
 import sys
 
+from .. import errors
 from ..data import ner_formats
+from ..data.atomic import run_staged
 from ..data import bpe
-from ..data.bpe import add_gpt2_arguments, missing_gpt2_arguments
+from ..data.bpe import add_gpt2_arguments, add_sentencepiece_arguments, missing_gpt2_arguments
 from ..data.ner_formats import NerFormatError, atomic_write_text, entity_key
 from ..data.ner_targets import TARGET_TYPES, decode_target
 
@@ -59,13 +61,12 @@ def parse_args(argv):
     g.add_argument("--bpe", choices=["gpt2", "sentencepiece"], help="BPE of the model to fine-tune")
     g.add_argument("--bpe-dir", help="take dict.txt, bpe.json and its files from this folder (e.g. biobart-binarize output)")
     add_gpt2_arguments(g, dict_help="the model's dict.txt (for sentencepiece: made from the model when absent)")
-    g.add_argument("--spm-model", help="sentencepiece model (local path)")
+    add_sentencepiece_arguments(g)  # as biobart-binarize / -prepare-el: reuse --spm-model or train one on the inputs
     return p.parse_args(argv)
 
 
 def fail(msg):
-    print(f"biobart-prepare-ner: error: {msg}", file=sys.stderr)
-    return 2
+    return errors.fail("biobart-prepare-ner", msg)  # exit 2, one line (biobart_fairseq/errors.py)
 
 
 def bpe_files(args):
@@ -78,9 +79,7 @@ def bpe_files(args):
             raise ValueError("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
         return {"type": "gpt2", "encoder_json": args.encoder_json, "vocab_bpe": args.vocab_bpe}, args.dict
     if args.bpe == "sentencepiece":
-        if not args.spm_model:
-            raise ValueError("--bpe sentencepiece needs --spm-model")
-        return {"type": "sentencepiece", "model": args.spm_model}, args.dict
+        return {"type": "sentencepiece", "model": args.spm_model}, args.dict  # model None: trained in prepare()
     return None, None
 
 
@@ -131,7 +130,14 @@ def check_round_trip(sentences, encode_word, dictionary, types, target_type, max
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # OUT is written as OUT.incomplete (a copy of OUT: inputs of earlier runs stay) and replaces
+    # OUT only when complete (data/atomic.py); status 1 = written, --check found entities that
+    # do not round-trip
+    return run_staged("biobart-prepare-ner", parse_args(argv), prepare, ("ner.json",), ok=(0, 1, 3),
+                      carry_over=True)
+
+
+def prepare(args):
     # read everything first: a bad line stops the run before anything is written
     data, stats = {}, {}
     for path in args.input:
@@ -166,6 +172,16 @@ def main(argv=None):
     new = sorted({e["type"] for sents in data.values() for s in sents for e in s["entities"]} - set(types))
     types += new
 
+    if info and not info.get("model", True):  # sentencepiece to train: on the words of every input
+        text = os.path.join(out, ".spm-train.txt")
+        with open(text, "w", encoding="utf-8") as f:
+            f.writelines(" ".join(s["tokens"]) + "\n" for sents in data.values() for s in sents)
+        try:
+            info = bpe.setup_from_args(args, out, text, log=lambda m: print(f"[prepare-ner] {m}", file=sys.stderr))
+        except bpe.BpeError as e:  # name the inputs, not the temporary file
+            return fail(str(e).replace(text, "the words of " + ", ".join(args.input)))
+        finally:
+            os.remove(text)
     if info:
         installed = bpe.copy(info, out)
         tmp = os.path.join(out, ".dict.txt.part")
