@@ -31,6 +31,8 @@ import sys
 import zipfile
 from importlib import metadata
 
+from .errors import os_error
+
 SCHEMA = "biobart-results/1"
 KINDS = ("seq2seq", "el", "ner", "pretrain")
 PAPER_ROWS = ("bart-base", "biobart-base", "bart-large", "biobart-large", "ti", "ti+sp")
@@ -62,7 +64,7 @@ def _load_json(path):
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise ResultsError(f"{path}: {e.strerror}") from None
+        raise ResultsError(os_error(e)) from None
     try:
         obj = json.loads(text.strip().splitlines()[-1]) if text.strip() else None
     except json.JSONDecodeError:
@@ -358,7 +360,7 @@ def load(path):
         with open(path, encoding="utf-8") as f:
             rec = json.load(f)
     except OSError as e:
-        raise ResultsError(f"{path}: {e.strerror}") from None
+        raise ResultsError(os_error(e)) from None
     except json.JSONDecodeError as e:
         raise ResultsError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
     problems = validate(rec)

@@ -112,3 +112,27 @@ def test_light_start_registers_on_demand():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["[]", "[]", "[]", "[]", "1"]
+
+
+# One convention for errors (biobart_fairseq/errors.py): a missing input is unusable input, exit 2,
+# "PROG: error: PATH: no such file[ or folder]", no traceback -- the same words from every command.
+MISSING = [
+    ("prepare-pubmed", ["{x}", "-o", "{out}"], "cannot open"),  # its reader names the open error
+    ("prepare-seq2seq", ["--dataset", "covid_dialog", "--input", "{x}", "-o", "{out}"], "no such file or folder"),
+    ("prepare-el", ["--dataset", "ncbi", "--input", "{x}", "-o", "{out}"], "no such file or folder"),
+    ("prepare-ner", ["--format", "dai", "--input", "{x}", "-o", "{out}"], "no such file"),
+    ("score", ["--hyp", "{x}", "--ref", "{x}", "--no-bertscore"], "no such file"),
+    ("ner-score", ["--metric", "entity", "--gold", "{x}", "--pred", "{x}"], "no such file"),
+    ("tables", ["{x}"], "no such file or folder"),
+    ("results", ["--kind", "ner", "--dataset", "x", "--scores", "{x}", "-o", "{out}/r.json"], "no such file"),
+    ("binarize", ["--train", "{x}", "-o", "{out}"], "no such file"),
+]
+
+
+@pytest.mark.parametrize("command,args,reason", MISSING, ids=[m[0] for m in MISSING])
+def test_missing_input_is_unusable_input_everywhere(tmp_path, command, args, reason):
+    x = tmp_path / "absent.txt"
+    res, loaded = probe(command, *[a.format(x=x, out=tmp_path / "out") for a in args], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"biobart-{command}: error: {x}: {reason}" in res.stderr
+    assert "Traceback" not in res.stderr and loaded == []

@@ -118,7 +118,7 @@ def test_cli_refuses_unusable_scores_with_the_file_name(tmp_path, capsys):
     rc = write_results.main(["--kind", "seq2seq", "--dataset", "x", "--scores", str(bad), "-o", str(tmp_path / "r.json")])
     assert rc == 2 and f"{bad}:3: not JSON" in capsys.readouterr().err
     rc = write_results.main(["--kind", "ner", "--dataset", "x", "--scores", str(tmp_path / "none.json"), "-o", "r.json"])
-    assert rc == 2 and "none.json: No such file" in capsys.readouterr().err
+    assert rc == 2 and "none.json: no such file" in capsys.readouterr().err
 
 
 FAKE_PYTHON = """#!/usr/bin/env bash

@@ -29,6 +29,7 @@ import json
 import os
 import sys
 
+from .. import errors
 from ..data.ner_formats import NerFormatError, atomic_write_text, format_jsonl, read_jsonl
 from ..metrics.entity_f1 import score
 
@@ -58,8 +59,7 @@ def parse_args(argv):
 
 
 def fail(msg):
-    print(f"biobart-ner-score: error: {msg}", file=sys.stderr)
-    return 2
+    return errors.fail("biobart-ner-score", msg)  # exit 2, one line (biobart_fairseq/errors.py)
 
 
 def predict(args):

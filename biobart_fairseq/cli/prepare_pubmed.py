@@ -85,13 +85,14 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from biobart_fairseq import errors as E
 from biobart_fairseq.data.atomic import interrupted, quiet_worker
 from biobart_fairseq.data.pubmed_xml import Article, Deletion, PubmedXMLError, PubmedXMLReader
 from biobart_fairseq.data.sentences import SPLITTERS, split_sentences
 
 PROG = "biobart-prepare-pubmed"
-EXIT_OK = 0
-EXIT_INPUT_ERRORS = 3
+EXIT_OK = E.EXIT_OK
+EXIT_INPUT_ERRORS = E.EXIT_BAD_RECORDS  # some inputs or records were skipped (biobart_fairseq/errors.py)
 AUTO_VALID_FRACTION = 0.05
 AUTO_VALID_MAX = 1000
 # Bumped whenever the shard layout or the document text changes, so that a resumed run
@@ -644,6 +645,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     )
     if report["written"] and not report["train"]:
         _say("warning: every document went to valid.txt; lower --valid-docs")
+    if report["errors"] and not report["written"] and report["files_with_errors"] == report["files"]:
+        return E.EXIT_UNUSABLE  # no input was usable (each error was named above): not skipped records
     if report["errors"]:
         _say(f"{len(report['errors'])} error(s) in {report['files_with_errors']} file(s); see {out_dir / 'report.json'}")
         return EXIT_INPUT_ERRORS

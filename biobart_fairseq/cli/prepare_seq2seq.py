@@ -16,6 +16,7 @@ import time
 
 from tqdm import tqdm
 
+from .. import errors as E
 from ..data import seq2seq_readers as R
 from ..data.atomic import run_staged
 
@@ -162,7 +163,7 @@ def prepare(args):
               file=sys.stderr)
     print(f"[prepare-seq2seq] wrote {args.final_out_dir} in {time.time() - t0:.1f}s; skipped {len(problems.items)} bad record(s)",
           file=sys.stderr)
-    return 3 if problems.items else 0
+    return E.EXIT_BAD_RECORDS if problems.items else E.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..data.seq2seq_readers import unescape_newlines
+from ..errors import os_error
 
 
 def parse_args(argv):
@@ -57,7 +58,7 @@ def _read(path, unescape):
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
     except OSError as e:
-        raise ValueError(f"{path}: {e.strerror}") from None
+        raise ValueError(os_error(e)) from None
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line, it does not start a new one
     if not lines:
@@ -77,7 +78,7 @@ def read_generate_output(path, n_expected):
                     _, _, text = rest.partition("\t")
                     hyps[int(head[2:])] = text
     except OSError as e:
-        raise ValueError(f"{path}: {e.strerror}") from None
+        raise ValueError(os_error(e)) from None
     missing = [i for i in range(n_expected) if i not in hyps]
     if missing or len(hyps) != n_expected:
         raise ValueError(f"{path}: {len(hyps)} hypotheses (D- lines) for {n_expected} references; "

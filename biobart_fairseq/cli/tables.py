@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 
+from .. import errors as E
 from .. import paper_tables as P
 from .. import results as R
 
@@ -51,8 +52,7 @@ def main(argv=None):
     args = parse_args(argv)
     missing = [d for d in args.run_dirs if not os.path.exists(d)]
     if missing:
-        print(f"{PROG}: error: {missing[0]}: no such file or folder", file=sys.stderr)
-        return 2
+        return E.fail(PROG, E.missing(missing[0], folder_ok=True))
     records, bad = read_records(args.run_dirs)
     paper = P.load_paper()
     ours, unplaced = P.place_runs(records, args.row)
@@ -77,7 +77,7 @@ def main(argv=None):
         print(f"{PROG}: note: {rec['_path']}: no paper row (set PAPER_ROW in the recipe or pass --row)", file=sys.stderr)
     for msg in bad:
         print(f"{PROG}: skipped {msg}", file=sys.stderr)
-    return 3 if bad else 0
+    return E.EXIT_BAD_RECORDS if bad else E.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Exit status: 0 written; 2 unusable input (the message names the file).
 import argparse
 import sys
 
+from .. import errors as E
 from .. import results as R
 
 PROG = "biobart-results"
@@ -77,8 +78,7 @@ def main(argv=None):
             settings=R.parse_pairs(args.setting, "--setting"), command=args.command, scores_files=args.scores)
         R.write(args.output, rec)
     except R.ResultsError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return E.fail(PROG, e)
     shown = {k: rec[k] for k in ("kind", "dataset", "split", "paper_row", "metrics")}
     if not args.quiet:
         print(f"{PROG}: wrote {args.output}: {shown}", file=sys.stderr)
