@@ -1,5 +1,27 @@
 # Shared by examples/el_*/run.sh (sourced after each recipe sets its variables):
 # data preparation and one fine-tune + constrained-decoding + Recall@k run.
+#
+# SMALL=1: try the recipe in about a minute on CPU -- a tiny BART trained from scratch, a
+# sentencepiece BPE learnt on the data, the first 24 mentions of each split (the whole KB),
+# 60 updates, beam 2; OUT and SAVE_DIR get a "-small" suffix.  Same steps and output files as
+# the paper's setting.  Without the KB file the dataset's own (concept, mention) pairs stand in.
+# Re-running: SAVE_DIR/settings.txt records the settings; other settings stop the recipe unless
+# RESUME=1 (continue from what is there) or FRESH=1 (move the old folder aside).
+
+source "$(dirname "${BASH_SOURCE[0]}")/recipe_lib.sh"
+if [ "${SMALL:-0}" = 1 ]; then
+  CHECKPOINT= GPUS= STYLE=raw TYPO_FILE= STEPS=60 WARMUP=6 LR=1e-3 BEAM=2 CONTEXT_WORDS=64
+  ARCH=bart_base
+  ARCH_ARGS="--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 64 --decoder-embed-dim 64
+    --encoder-ffn-embed-dim 128 --decoder-ffn-embed-dim 128 --encoder-attention-heads 2 --decoder-attention-heads 2"
+  OUT=$OUT-small SAVE_DIR=$SAVE_DIR-small
+  if [ -n "${KB:-}" ] && [ ! -e "$KB" ]; then echo "SMALL=1: $KB not found; the dataset's own names stand in"; KB=; fi
+  SMALL_PREP=(--bpe sentencepiece --vocab-size "${VOCAB_SIZE:-1000}" --limit "${LIMIT:-24}")
+  if [ -z "${KB:-}" ]; then SMALL_PREP+=(--kb-from-data); fi
+fi
+recipe_on_failure "$(basename "$(dirname "$0")") recipe"
+recipe_guard "$SAVE_DIR" "" RAW KB STYLE OUT CHECKPOINT ARCH LR STEPS WARMUP \
+  CONTEXT_WORDS SMALL EXTRA_TRAIN_ARGS
 
 PLUGIN=$(python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')  # no import: registering takes seconds
 DEVICE_FLAGS=()
@@ -10,16 +32,24 @@ prepare_el() {  # $1 = dataset name for biobart-prepare-el; further arguments ar
   local dataset=$1
   shift
   # STYLE=genbioel (the NCBI and BC5CDR recipes): BioSyn/GenBioEL's preparation, as behind Table 4
+  local bpe_args=(--bpe gpt2 --encoder-json "$BPE_DIR/encoder.json" --vocab-bpe "$BPE_DIR/vocab.bpe" --dict "$BPE_DIR/dict.txt")
+  [ "${SMALL:-0}" = 1 ] && bpe_args=("${SMALL_PREP[@]}")
+  recipe_step "prepare $dataset"
   biobart-prepare-el --dataset "$dataset" --input "$RAW" ${KB:+--kb "$KB"} -o "$OUT" "$@" \
-    ${STYLE:+--style "$STYLE"} ${TYPO_FILE:+--typo-file "$TYPO_FILE"} \
-    --bpe gpt2 --encoder-json "$BPE_DIR/encoder.json" --vocab-bpe "$BPE_DIR/vocab.bpe" --dict "$BPE_DIR/dict.txt" \
-    --max-context-words "$CONTEXT_WORDS" --workers 8 || [ $? -eq 3 ]   # 3 = written, some bad records skipped
+    ${STYLE:+--style "$STYLE"} ${TYPO_FILE:+--typo-file "$TYPO_FILE"} "${bpe_args[@]}" \
+    --max-context-words "$CONTEXT_WORDS" --workers "${WORKERS:-8}" || [ $? -eq 3 ]   # 3 = written, some bad records skipped
 }
 
 run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
   local data=$1/bin save=$2
-  fairseq-train "$data" --user-dir "$PLUGIN" --task biomed_entity_linking --arch "$ARCH" \
-    --restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
+  # from the pretrained CHECKPOINT, or on from the fold's own checkpoint_last.pt (a re-run resumes)
+  local restore=(--restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler)
+  if [ -z "$CHECKPOINT" ] || [ -f "$save/checkpoint_last.pt" ]; then restore=(); fi
+  if [ -f "$save/checkpoint_last.pt" ]; then echo "resuming from $save/checkpoint_last.pt (FRESH=1 starts over)"; fi
+  recipe_step "fine-tune ($STEPS updates)" "$save/train.log"
+  mkdir -p "$save"
+  # shellcheck disable=SC2086
+  fairseq-train "$data" --user-dir "$PLUGIN" --task biomed_entity_linking --arch "$ARCH" ${ARCH_ARGS:-} "${restore[@]}" \
     --share-all-embeddings --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
     --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
     --optimizer adam --adam-betas '(0.9, 0.999)' --adam-eps 1e-8 --weight-decay 0.01 --clip-norm 0.1 \
@@ -27,7 +57,9 @@ run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
     --warmup-updates "$WARMUP" --total-num-update "$STEPS" --max-update "$STEPS" \
     --batch-size 8 --required-batch-size-multiple 1 --dropout 0.1 --attention-dropout 0.1 --seed 0 \
     --save-dir "$save" --no-epoch-checkpoints --save-interval-updates 5000 --keep-interval-updates 1 \
-    --disable-validation --log-format simple --log-interval 100 "${DEVICE_FLAGS[@]}" ${EXTRA_TRAIN_ARGS:-}
+    --disable-validation --log-format simple --log-interval "${LOG_INTERVAL:-100}" "${DEVICE_FLAGS[@]}" \
+    ${EXTRA_TRAIN_ARGS:-} 2>&1 | tee "$save/train.log"
+  recipe_step "decode and score (beam $BEAM)"
   biobart-el-eval "$data" --path "$save/checkpoint_last.pt" --split test --beam "$BEAM" --batch-size 64 \
     ${GPUS:+--gpu} -o "$save/test_predictions.jsonl" --results "$save/el_eval.json"
 }

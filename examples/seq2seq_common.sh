@@ -11,6 +11,24 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${DATASET:?set by run.sh}" "${TASK_TYPE:?set by run.sh}" "${INPUTS:?set by run.sh}"
 : "${MAX_TARGET_LEN:?set by run.sh}" "${MIN_TARGET_LEN:?set by run.sh}"
+source "$REPO/examples/recipe_lib.sh"
+
+# --- SMALL=1: try the recipe in about a minute on CPU ---------------------------------------------
+# A tiny BART trained from scratch, a sentencepiece BPE learnt on the data, the first 24 examples of
+# each split, 4 epochs, beam 2, no BERTScore; the same steps and output files as the paper's setting.
+# Inputs that are not there are left out; with no training split (MEDIQA-MAS without MEDIQA-AnS)
+# the validation split stands in for it.
+if [ "${SMALL:-0}" = 1 ]; then
+  CHECKPOINT= GPUS= BPE=sentencepiece
+  VOCAB_SIZE=${VOCAB_SIZE:-400} EXTRA_PREP_ARGS=${EXTRA_PREP_ARGS:---limit 24} EPOCHS=${EPOCHS:-4}
+  BATCH_SIZE=${BATCH_SIZE:-8} LR=${LR:-5e-3} BEAM=${BEAM:-2} BERTSCORE=${BERTSCORE:---no-bertscore}
+  WORKERS=${WORKERS:-2} LOG_INTERVAL=${LOG_INTERVAL:-1} WORK=${WORK:-work/$DATASET-small}
+  ARCH_ARGS=${ARCH_ARGS:---arch bart_base --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 64 \
+--decoder-embed-dim 64 --encoder-ffn-embed-dim 128 --decoder-ffn-embed-dim 128 --encoder-attention-heads 2 \
+--decoder-attention-heads 2}
+  # shellcheck disable=SC2086
+  INPUTS=$(recipe_existing_inputs $INPUTS)
+fi
 
 # --- what to fine-tune ---------------------------------------------------------------------------
 SIZE=${SIZE:-base}                       # base | large
@@ -48,15 +66,24 @@ SEED=${SEED:-1}
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 CPU_FLAG=()
 if [ -n "$GPUS" ]; then export CUDA_VISIBLE_DEVICES=$GPUS; NGPU=$(awk -F, '{print NF}' <<<"$GPUS"); else NGPU=1; CPU_FLAG=(--cpu); fi
+# A failure prints the recipe, the step and its log.  WORK/settings.txt records what WORK was built
+# with: other settings stop the recipe (RESUME=1 continues from what is there, FRESH=1 starts over).
+recipe_on_failure "$DATASET recipe"
+recipe_guard "$WORK" "$SAVE/checkpoint_last.pt" DATASET INPUTS EXTRA_PREP_ARGS BPE VOCAB_SIZE CHECKPOINT SIZE \
+  ARCH_ARGS LR EPOCHS BATCH_SIZE MAX_TOKENS UPDATE_FREQ NGPU SEED EXTRA_TRAIN_ARGS SMALL
 mkdir -p "$WORK" "$OUT"
 
-echo "== 1/5 prepare $DATASET"
+recipe_step "1/5 prepare $DATASET"
 # exit status 3 = written, but bad records were skipped (listed above and in stats.json)
 # shellcheck disable=SC2086
 biobart-prepare-seq2seq --dataset "$DATASET" --input $INPUTS -o "$PREP" $EXTRA_PREP_ARGS || [ $? -eq 3 ]
+if [ "${SMALL:-0}" = 1 ] && [ ! -s "$PREP/train.source" ] && [ -s "$PREP/valid.source" ]; then
+  echo "SMALL=1: no training split here; the validation split stands in for it"
+  cp "$PREP/valid.source" "$PREP/train.source" && cp "$PREP/valid.target" "$PREP/train.target"
+fi
 [ -s "$PREP/train.source" ] || { echo "no training data in $PREP: see docs/seq2seq.md for where it comes from" >&2; exit 2; }
 
-echo "== 2/5 binarize ($BPE)"
+recipe_step "2/5 binarize ($BPE)"
 if [ "$BPE" = gpt2 ]; then
   BPE_ARGS=(--bpe gpt2 --encoder-json "$BPE_DIR/encoder.json" --vocab-bpe "$BPE_DIR/vocab.bpe" --dict "$BPE_DIR/dict.txt")
 else
@@ -64,31 +91,36 @@ else
 fi
 python -m biobart_fairseq.cli.binarize_seq2seq --data-dir "$PREP" -o "$BIN" "${BPE_ARGS[@]}" --workers "${WORKERS:-4}"
 
-echo "== 3/5 fine-tune ($SIZE, lr $LR, $EPOCHS epochs)"
-N_TRAIN=$(wc -l < "$PREP/train.source")
-UPDATES_PER_EPOCH=$(( (N_TRAIN + BATCH_SIZE * NGPU * UPDATE_FREQ - 1) / (BATCH_SIZE * NGPU * UPDATE_FREQ) ))
-TOTAL=$(( UPDATES_PER_EPOCH * EPOCHS ))
-WARMUP=$(( TOTAL * 6 / 100 ))            # BART's summarization recipe: 500 of ~8k-20k updates
-RESTORE=(); [ -n "$CHECKPOINT" ] && RESTORE=(--restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters)
+recipe_step "3/5 fine-tune ($SIZE, lr $LR, $EPOCHS epochs)" "$WORK/train.log"
+# from the pretrained CHECKPOINT, or on from WORK's own checkpoint_last.pt (announced by recipe_guard)
+RESTORE=()
+if [ -n "$CHECKPOINT" ] && [ ! -f "$SAVE/checkpoint_last.pt" ]; then
+  RESTORE=(--restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters)
+fi
 if [ -s "$PREP/valid.source" ]; then
   VALID=(--validate-interval 1 --best-checkpoint-metric loss); BEST=checkpoint_best.pt
 else
   VALID=(--disable-validation); BEST=checkpoint_last.pt   # MeQSum has no validation split (Table 1)
 fi
 # shellcheck disable=SC2086
-fairseq-train "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
+TRAIN_ARGS=("$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
   --source-lang source --target-lang target $ARCH_ARGS "${RESTORE[@]}" \
   --truncate-source --layernorm-embedding --share-all-embeddings --share-decoder-input-output-embed \
   --max-source-positions 1024 --max-target-positions 1024 --required-batch-size-multiple 1 \
   --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --dropout 0.1 --attention-dropout 0.1 \
   --weight-decay 0.01 --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-08 --clip-norm 0.1 \
-  --lr-scheduler polynomial_decay --lr "$LR" --total-num-update "$TOTAL" --warmup-updates "$WARMUP" \
+  --lr-scheduler polynomial_decay --lr "$LR" \
   --max-epoch "$EPOCHS" --batch-size "$BATCH_SIZE" --max-tokens "$MAX_TOKENS" --update-freq "$UPDATE_FREQ" \
   --skip-invalid-size-inputs-valid-test "${VALID[@]}" --save-dir "$SAVE" --no-epoch-checkpoints \
-  --seed "$SEED" --log-format simple --log-interval "${LOG_INTERVAL:-10}" "${CPU_FLAG[@]}" $PRECISION $EXTRA_TRAIN_ARGS 2>&1 | tee "$WORK/train.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fairseq-train failed; see $WORK/train.log" >&2; exit 1; }
+  --seed "$SEED" --log-format simple --log-interval "${LOG_INTERVAL:-10}" "${CPU_FLAG[@]}" $PRECISION $EXTRA_TRAIN_ARGS)
+# The schedule from the batches fairseq will build (--max-tokens can make them smaller than
+# BATCH_SIZE), so that the learning rate reaches its end on the last update, not before.
+TOTAL=$(python -m biobart_fairseq.schedule --gpus "$NGPU" -- "${TRAIN_ARGS[@]}")
+WARMUP=$(( TOTAL * 6 / 100 ))            # BART's summarization recipe: 500 of ~8k-20k updates
+echo "schedule: $TOTAL updates (from fairseq's own batches), $WARMUP of warm-up"
+fairseq-train "${TRAIN_ARGS[@]}" --total-num-update "$TOTAL" --warmup-updates "$WARMUP" 2>&1 | tee "$WORK/train.log"
 
-echo "== 4/5 generate (beam $BEAM, lenpen $LENPEN, $MIN_LEN..$MAX_LEN_B tokens, no-repeat $NO_REPEAT)"
+recipe_step "4/5 generate (beam $BEAM, lenpen $LENPEN, $MIN_LEN..$MAX_LEN_B tokens, no-repeat $NO_REPEAT)"
 if [ "$BPE" = gpt2 ]; then
   GEN_BPE=(--bpe gpt2 --gpt2-encoder-json "$BIN/encoder.json" --gpt2-vocab-bpe "$BIN/vocab.bpe")
 else
@@ -102,7 +134,7 @@ fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_transla
   --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" > "$OUT/generate.out"
 # A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (fairseq-interactive)
 
-echo "== 5/5 score"
+recipe_step "5/5 score"
 # shellcheck disable=SC2086
 biobart-score --hyp "$OUT/generate.out" --from-generate --write-hyp "$OUT/hyp.txt" --ref "$PREP/test.target" \
-  $BERTSCORE --json | tee "$OUT/scores.json"
+  $BERTSCORE -o "$OUT/scores.json"  # ROUGE/BLEU are written there before BERTScore starts

@@ -21,8 +21,12 @@ BEAM=${BEAM:-4}
 LEN_A=${LEN_A:-1.6}
 HEAD_FLAGS=()
 
-DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
-BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+if [ "${SMALL:-0}" != 1 ]; then  # SMALL=1: ner_common.sh prepares a few dozen sentences of RAW itself
+  DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
+  BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+fi
+RAW=${RAW:-../shared/data/cadec_discontinuous_sample}  # SMALL=1 only: the public 4-sentence CADEC sample
+SMALL_FORMAT=dai
 SAVE_DIR=${SAVE_DIR:-checkpoints/ner_cadec}
 ARCH=${ARCH:-bartner_base}
 EPOCHS=${EPOCHS:-30}

@@ -21,8 +21,12 @@ BEAM=${BEAM:-1}
 LEN_A=${LEN_A:-0.5}
 HEAD_FLAGS=()
 
-DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
-BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+if [ "${SMALL:-0}" != 1 ]; then  # SMALL=1: ner_common.sh prepares a few dozen sentences of RAW itself
+  DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
+  BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+fi
+RAW=${RAW:-../shared/data/genia_nested_ner}  # SMALL=1 only: GENIA dev/test JSON lines
+SMALL_FORMAT=genia
 SAVE_DIR=${SAVE_DIR:-checkpoints/ner_genia}
 ARCH=${ARCH:-bartner_base}
 EPOCHS=${EPOCHS:-30}

@@ -21,8 +21,12 @@ BEAM=${BEAM:-4}
 LEN_A=${LEN_A:-0.6}
 HEAD_FLAGS=(--no-pointer-mlp)   # BARTNER's ShARe13 setting: no MLP on the encoder states
 
-DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
-BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+if [ "${SMALL:-0}" != 1 ]; then  # SMALL=1: ner_common.sh prepares a few dozen sentences of RAW itself
+  DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
+  BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+fi
+RAW=${RAW:-}  # SMALL=1 only: ShARe/CLEF 2013 in Dai et al.'s format (PhysioNet, not held here)
+SMALL_FORMAT=dai
 SAVE_DIR=${SAVE_DIR:-checkpoints/ner_share13}
 ARCH=${ARCH:-bartner_base}
 EPOCHS=${EPOCHS:-30}
