@@ -9,7 +9,7 @@ SIZE=${SIZE:-base}                                   # base | large (lr 5e-5 | 1
 CHECKPOINT=${CHECKPOINT-checkpoints/biobart-$SIZE/model.pt}  # converted BART/BioBART or biomed_denoising checkpoint
 GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; empty = CPU
 DATA_ROOT=${DATA_ROOT:-../shared/data/mediqa2021_qs}
-MEQSUM_XLSX=${MEQSUM_XLSX:-data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx}  # training set (train=PATH forces the role)
+MEQSUM_XLSX=${MEQSUM_XLSX:-../shared/data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx}  # training set (train=PATH forces the role)
 INPUTS=${INPUTS:-$MEQSUM_XLSX $DATA_ROOT}
 # Output length in Hugging Face tokens (generate max_length/min_length), GanjinZero/BioBART downstream_src/mediqa-qs_script.sh:
 MAX_TARGET_LEN=${MAX_TARGET_LEN:-30}

@@ -8,7 +8,7 @@ TASK_TYPE=summarization
 SIZE=${SIZE:-base}                                   # base | large (lr 5e-5 | 1e-5)
 CHECKPOINT=${CHECKPOINT-checkpoints/biobart-$SIZE/model.pt}  # converted BART/BioBART or biomed_denoising checkpoint
 GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; empty = CPU
-DATA_ROOT=${DATA_ROOT:-data/meqsum}
+DATA_ROOT=${DATA_ROOT:-../shared/data/meqsum}
 INPUTS=${INPUTS:-$DATA_ROOT/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx}
 # Output length in Hugging Face tokens (generate max_length/min_length): BioBART has no MeQSum
 # script; MEDIQA-QS's (downstream_src/mediqa-qs_script.sh), which trains on MeQSum:
