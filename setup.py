@@ -32,6 +32,7 @@ INSTALL_REQUIRES = [
     "sacrebleu>=2.0",           # BLEU
     "rouge-score",              # ROUGE
     "bert-score",               # BERTScore
+    "huggingface-hub",          # BERTScore: finding a hub model in the local cache (offline)
     "transformers",             # biobart-convert (HF BART <-> fairseq)
     "safetensors",              # biobart-convert
     "matplotlib",               # biobart-tables --figure
