@@ -23,9 +23,11 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq import metrics, utils
 from fairseq.data import Dictionary
+from fairseq.data.encoders.gpt2_bpe import DEFAULT_ENCODER_JSON, DEFAULT_VOCAB_BPE
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
@@ -33,7 +35,7 @@ from ..criterions import bartner_loss  # noqa: F401  (fairseq only auto-imports 
 from ..data.ner_dataset import NerDataset, encode_sentence, word_encoder
 from ..data.ner_formats import read_jsonl
 from ..data.ner_targets import TARGET_TYPES, decode_target
-from ..data.bpe import read_info as load_bpe_info
+from ..data.bpe import resolve_info
 from ..metrics.bartner_f1 import BartnerCounts, gold_tuples, predicted_tuples
 from ..metrics.entity_f1 import EntityCounts
 
@@ -51,6 +53,12 @@ class BartNerConfig(FairseqDataclass):
                           "of each fragment (BARTNER's GENIA setting), bpe = every BPE"},
     )
     bpe_info: str = field(default="", metadata={"help": "bpe.json of the BPE (default: DATA/bpe.json)"})
+    # fairseq's own BPE flags (same names, so they share fairseq's options): used when DATA has no bpe.json
+    bpe: Optional[str] = field(default=None, metadata={"help": "gpt2 or sentencepiece, with the file flags below"})
+    # (fairseq's defaults: these options are shared, whichever defines them first; URLs are refused, not fetched)
+    gpt2_encoder_json: str = field(default=DEFAULT_ENCODER_JSON, metadata={"help": "--bpe gpt2: local encoder.json"})
+    gpt2_vocab_bpe: str = field(default=DEFAULT_VOCAB_BPE, metadata={"help": "--bpe gpt2: local vocab.bpe"})
+    sentencepiece_model: Optional[str] = field(default=None, metadata={"help": "--bpe sentencepiece: local model"})
     max_source_positions: int = field(default=1024, metadata={"help": "longest source in BPE tokens incl. <s> </s>; longer sentences are cut"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target (indices incl. eos)"})
     eval_f1: bool = field(default=True, metadata={"help": "decode the validation set and log ner_f1"})
@@ -105,7 +113,7 @@ class BartNerTask(FairseqTask):
             dictionary.add_symbol(type_token(t))
         from ..data.bpe import build as build_bpe
 
-        bpe_info = load_bpe_info(cfg.bpe_info or os.path.join(data, "bpe.json"))
+        bpe_info, _ = resolve_info(data, cfg.bpe_info or None, cfg)  # DATA/bpe.json, else fairseq's --bpe flags
         bpe = build_bpe(bpe_info)
         bpe.kind = bpe_info["type"]
         logger.info(f"dictionary: {len(dictionary)} symbols incl. {len(types)} type tokens; bpe {bpe_info['type']}")
