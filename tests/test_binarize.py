@@ -176,7 +176,9 @@ def test_index_assembled_in_blocks(tmp_path, monkeypatch):
     import numpy as np
     from fairseq.data.indexed_dataset import MMapIndexedDataset
 
-    monkeypatch.setattr(binarize, "_IDX_BLOCK", 3)
+    from biobart_fairseq.data import shards
+
+    monkeypatch.setattr(shards, "_IDX_BLOCK", 3)
     writer = binarize.StreamingIndexedDataset(str(tmp_path / "d"), 100)
     sizes = np.array([2, 5, 1, 3, 4, 1, 2])
     writer.add_items(np.arange(sizes.sum()) % 100, sizes)
