@@ -2,21 +2,21 @@
 # data preparation and one fine-tune + constrained-decoding + Recall@k run.
 #
 # SMALL=1: try the recipe in about a minute on CPU -- a tiny BART trained from scratch, a
-# sentencepiece BPE learnt on the data, the first 24 mentions of each split (the whole KB),
-# 60 updates, beam 2; OUT and SAVE_DIR get a "-small" suffix.  Same steps and output files as
+# sentencepiece BPE learnt on the data, the first 48 mentions of each split (the whole KB),
+# 30 updates, beam 2; OUT and SAVE_DIR get a "-small" suffix.  Same steps and output files as
 # the paper's setting.  Without the KB file the dataset's own (concept, mention) pairs stand in.
 # Re-running: SAVE_DIR/settings.txt records the settings; other settings stop the recipe unless
 # RESUME=1 (continue from what is there) or FRESH=1 (move the old folder aside).
 
 source "$(dirname "${BASH_SOURCE[0]}")/recipe_lib.sh"
 if [ "${SMALL:-0}" = 1 ]; then
-  CHECKPOINT= GPUS= STYLE=raw TYPO_FILE= STEPS=60 WARMUP=6 LR=1e-3 BEAM=2 CONTEXT_WORDS=64
+  CHECKPOINT= GPUS= STYLE=raw TYPO_FILE= STEPS=30 WARMUP=3 LR=1e-3 BEAM=2 CONTEXT_WORDS=64
   ARCH=bart_base
   ARCH_ARGS="--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 64 --decoder-embed-dim 64
     --encoder-ffn-embed-dim 128 --decoder-ffn-embed-dim 128 --encoder-attention-heads 2 --decoder-attention-heads 2"
   OUT=$OUT-small SAVE_DIR=$SAVE_DIR-small
   if [ -n "${KB:-}" ] && [ ! -e "$KB" ]; then echo "SMALL=1: $KB not found; the dataset's own names stand in"; KB=; fi
-  SMALL_PREP=(--bpe sentencepiece --vocab-size "${VOCAB_SIZE:-1000}" --limit "${LIMIT:-24}")
+  SMALL_PREP=(--bpe sentencepiece --vocab-size "${VOCAB_SIZE:-1000}" --limit "${LIMIT:-48}")
   if [ -z "${KB:-}" ]; then SMALL_PREP+=(--kb-from-data); fi
 fi
 recipe_on_failure "$(basename "$(dirname "$0")") recipe"
