@@ -140,3 +140,45 @@ def test_ner_folder_moves(tmp_path, gpt2):
     enc = json.loads((data / "encoder.json").read_text())
     assert task.encode_word("cells") == [task.dictionary.index(str(enc["Ġcells"]))]
     assert len(task.dataset("dev")) == 2
+
+
+def test_ner_folder_without_bpe_json_takes_fairseqs_flags(tmp_path, gpt2):
+    """A folder without bpe.json (its BPE files gone too): bartner_ner takes fairseq's --bpe gpt2
+    file flags and encodes words as with the record."""
+    from biobart_fairseq.cli import prepare_ner
+
+    src, flags = gpt2
+    dev = tmp_path / "dev.txt"
+    dev.write_text("Gout cells hurt\n0,0 ADR|1,1 Drug\n\n")
+    assert prepare_ner.main(["--format", "dai", "--input", str(dev), "-o", str(tmp_path / "n"), *flags]) == 0
+    for name in ("bpe.json", "encoder.json", "vocab.bpe"):
+        (tmp_path / "n" / name).unlink()
+    with pytest.raises(bpe.BpeError, match="bpe.json: not found"):
+        setup_task(tmp_path / "n", "--task", "bartner_ner", "--arch", "bart_base")
+    task = setup_task(tmp_path / "n", "--task", "bartner_ner", "--arch", "bart_base", "--bpe", "gpt2",
+                      "--gpt2-encoder-json", str(src / "encoder.json"), "--gpt2-vocab-bpe", str(src / "vocab.bpe"))
+    enc = json.loads((src / "encoder.json").read_text())
+    assert task.encode_word("cells") == [task.dictionary.index(str(enc["Ġcells"]))]
+    with pytest.raises(bpe.BpeError, match="--gpt2-encoder-json naming a local file"):  # fairseq's URL default
+        setup_task(tmp_path / "n", "--task", "bartner_ner", "--arch", "bart_base", "--bpe", "gpt2")
+
+
+def test_denoising_on_plain_fairseq_data_takes_fairseqs_flags(tmp_path, gpt2):
+    """fairseq's BART recipe binarizes with plain fairseq-preprocess and passes --bpe gpt2
+    --gpt2-encoder-json/--gpt2-vocab-bpe: whole-word masking gets its table from those files,
+    the same table as from a bpe.json record."""
+    from biobart_fairseq.cli import binarize
+
+    src, flags = gpt2
+    (tmp_path / "train.txt").write_text(DOCS)
+    assert binarize.main(["--train", str(tmp_path / "train.txt"), "-o", str(tmp_path / "d"), "--workers", "1",
+                          *flags]) == 0
+    common = ["--task", "biomed_denoising", "--arch", "bart_base", "--tokens-per-sample", "32"]
+    with_record = setup_task(tmp_path / "d", *common).word_starts()
+    for name in ("bpe.json", "encoder.json", "vocab.bpe"):  # now it is plain fairseq-preprocess output
+        (tmp_path / "d" / name).unlink()
+    task = setup_task(tmp_path / "d", *common, "--bpe", "gpt2", "--gpt2-encoder-json", str(src / "encoder.json"),
+                      "--gpt2-vocab-bpe", str(src / "vocab.bpe"))
+    assert task.word_starts().tolist() == with_record.tolist()
+    task.load_dataset("train")
+    assert len(task.dataset("train")) > 0
