@@ -237,7 +237,7 @@ TRAIN_LOSS = re.compile(r"\| train_inner \| .*?loss=([0-9.]+).*?num_updates=(\d+
 def test_real_updates_give_the_same_losses_and_checkpoints_load_both_ways(pubmed_bin, tmp_path):
     """10 CPU updates of stock (bart_base + cross_entropy + adam) and of the fast path
     (biobart_base + fused_cross_entropy + torch_adamw) from the same seed; then the fast run's
-    checkpoint continues as stock bart_base and the stock one as biobart_base."""
+    checkpoint continues as stock bart_base, and its weights give the same outputs in either."""
     common = ["--dropout", "0", "--attention-dropout", "0", "--disable-validation", "--no-epoch-checkpoints",
               "--adam-eps", "1e-6"]
     logs = {}
@@ -250,7 +250,8 @@ def test_real_updates_give_the_same_losses_and_checkpoints_load_both_ways(pubmed
     assert max(abs(logs["stock"][u] - logs["fast"][u]) for u in logs["stock"]) <= 0.02, logs
     assert logs["fast"][10] < logs["fast"][1]
 
-    for src_name, arch in (("fast", "bart_base"), ("stock", "biobart_base")):
+    # (a stock checkpoint in biobart_base: test_hf_weights_run_on_biobart_and_convert_back)
+    for src_name, arch in (("fast", "bart_base"),):
         ckpt = tmp_path / src_name / "checkpoint_last.pt"
         res = run(tiny_train_cmd(pubmed_bin, tmp_path / f"{src_name}_as_{arch}", *common, "--arch", arch,
                                  "--restore-file", str(ckpt), "--reset-optimizer", "--reset-dataloader",
