@@ -106,7 +106,7 @@ def test_summarization_small(recipe, data, tmp_path):
 
 
 @pytest.mark.parametrize("recipe,data", [("el_ncbi", "ncbi_disease"), ("el_bc5cdr", "bc5cdr")])
-def test_entity_linking_small(recipe, data, tmp_path):
+def test_entity_linking_small(recipe, data, tmp_path, request):
     _need(SHARED_DATA / data)
     env = {"OUT": str(tmp_path / "data"), "SAVE_DIR": str(tmp_path / "ckpt"), "LOG_INTERVAL": "1", "WORKERS": "2"}
     if recipe == "el_bc5cdr":
@@ -121,6 +121,11 @@ def test_entity_linking_small(recipe, data, tmp_path):
     _check_polynomial_schedule(_train_log((save / "train.log").read_text()), 1e-3, 3, 30, end=1e-7)
     if recipe == "el_bc5cdr":
         assert "--kb-from-data" in res.stdout or "stand in" in res.stdout
+    else:  # a dialogue model given to biobart-el-eval: one line naming it, no state-dict traceback
+        dialogue = request.getfixturevalue("covid")[0] / "checkpoints" / "checkpoint_best.pt"
+        ev = run(["biobart-el-eval", str(tmp_path / "data-small" / "bin"), "--path", str(dialogue), "--split", "test"])
+        assert ev.returncode == 2 and "Traceback" not in ev.stdout
+        assert ev.stdout.strip().splitlines()[-1].startswith(f"biobart-el-eval: error: {dialogue}: not a model for")
 
 
 @pytest.mark.parametrize("recipe,data,n_test", [("ner_genia", "genia_nested_ner", 40),

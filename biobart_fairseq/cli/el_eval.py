@@ -182,7 +182,18 @@ def main(argv=None):
         import torch  # here, not at the top: --help and argument errors start without it
 
         torch.set_num_threads(args.threads)
-    models, task = load(args.data, args.path, cpu=not args.gpu)
+    try:
+        models, task = load(args.data, args.path, cpu=not args.gpu)
+    except RuntimeError as e:  # e.g. a dialogue model: its embeddings do not fit this folder's dictionary
+        if "size mismatch" not in str(e) and "state_dict" not in str(e):
+            raise
+        print(f"{PROG}: error: {args.path}: not a model for {args.data} (its weights do not fit this folder's "
+              "dictionary; give a checkpoint fine-tuned on it with --task biomed_entity_linking)", file=sys.stderr)
+        return 2
+    if type(task).__name__ != "EntityLinkingTask":
+        print(f"{PROG}: error: {args.path}: trained with --task {task.cfg._name if hasattr(task.cfg, '_name') else '?'}, "
+              "not biomed_entity_linking", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     ranked = decode(task, models, args.split, args.beam, args.batch_size, args.max_tokens, args.lenpen)
     secs = time.perf_counter() - t0
