@@ -140,3 +140,14 @@ recipe_step "5/5 score"
 # shellcheck disable=SC2086
 biobart-score --hyp "$OUT/generate.out" --from-generate --write-hyp "$OUT/hyp.txt" --ref "$PREP/test.target" \
   $BERTSCORE -o "$OUT/scores.json"  # ROUGE/BLEU are written there before BERTScore starts
+
+echo "== results.json"
+# One record per run in the paper's units (biobart-results; biobart-tables reads it).  PAPER_ROW =
+# the paper's row this run stands for (bart-base, biobart-base, ...; default: from the model).
+# As a module: the package starts light for biobart_fairseq.cli commands (no torch/fairseq import).
+python -m biobart_fairseq.cli.write_results --kind seq2seq --dataset "$DATASET" --split test \
+  --scores "$OUT/scores.json" --scorer-args="$BERTSCORE" --model "$CHECKPOINT" --checkpoint "$SAVE/$BEST" \
+  ${PAPER_ROW:+--paper-row "$PAPER_ROW"} --decoding beam="$BEAM" lenpen="$LENPEN" max_len_b="$MAX_LEN_B" \
+  min_len="${MIN_LEN:-1}" no_repeat_ngram_size="$NO_REPEAT" --setting size="$SIZE" lr="$LR" epochs="$EPOCHS" \
+  batch_size="$BATCH_SIZE" update_freq="$UPDATE_FREQ" gpus="$GPUS" seed="$SEED" "extra_train_args=$EXTRA_TRAIN_ARGS" \
+  --command "$(printf '%q ' bash "$0" "$@")" -o "$SAVE/results.json"
