@@ -63,6 +63,20 @@ def test_denoising_folder_moves(tmp_path, gpt2):
     task.load_dataset("train")
     assert len(task.dataset("train")) > 0
 
+    # fairseq's BART recipe binarizes with plain fairseq-preprocess (no bpe.json) and passes --bpe
+    # gpt2 --gpt2-encoder-json/--gpt2-vocab-bpe: whole-word masking takes the same table from those
+    flag_dir = tmp_path / "flags"
+    flag_dir.mkdir()
+    for name in ("encoder.json", "vocab.bpe"):
+        shutil.move(str(data / name), str(flag_dir / name))
+    (data / "bpe.json").unlink()
+    task = setup_task(data, "--task", "biomed_denoising", "--arch", "bart_base", "--tokens-per-sample", "32",
+                      "--bpe", "gpt2", "--gpt2-encoder-json", str(flag_dir / "encoder.json"),
+                      "--gpt2-vocab-bpe", str(flag_dir / "vocab.bpe"))
+    assert task.word_starts().tolist() == starts.tolist()
+    task.load_dataset("train")
+    assert len(task.dataset("train")) > 0
+
 
 def test_plain_fairseq_preprocess_data_uses_fairseqs_bpe_flags(tmp_path, gpt2):
     """No bpe.json: the record comes from --bpe gpt2 --gpt2-encoder-json/--gpt2-vocab-bpe."""
@@ -161,24 +175,3 @@ def test_ner_folder_without_bpe_json_takes_fairseqs_flags(tmp_path, gpt2):
     assert task.encode_word("cells") == [task.dictionary.index(str(enc["Ġcells"]))]
     with pytest.raises(bpe.BpeError, match="--gpt2-encoder-json naming a local file"):  # fairseq's URL default
         setup_task(tmp_path / "n", "--task", "bartner_ner", "--arch", "bart_base", "--bpe", "gpt2")
-
-
-def test_denoising_on_plain_fairseq_data_takes_fairseqs_flags(tmp_path, gpt2):
-    """fairseq's BART recipe binarizes with plain fairseq-preprocess and passes --bpe gpt2
-    --gpt2-encoder-json/--gpt2-vocab-bpe: whole-word masking gets its table from those files,
-    the same table as from a bpe.json record."""
-    from biobart_fairseq.cli import binarize
-
-    src, flags = gpt2
-    (tmp_path / "train.txt").write_text(DOCS)
-    assert binarize.main(["--train", str(tmp_path / "train.txt"), "-o", str(tmp_path / "d"), "--workers", "1",
-                          *flags]) == 0
-    common = ["--task", "biomed_denoising", "--arch", "bart_base", "--tokens-per-sample", "32"]
-    with_record = setup_task(tmp_path / "d", *common).word_starts()
-    for name in ("bpe.json", "encoder.json", "vocab.bpe"):  # now it is plain fairseq-preprocess output
-        (tmp_path / "d" / name).unlink()
-    task = setup_task(tmp_path / "d", *common, "--bpe", "gpt2", "--gpt2-encoder-json", str(src / "encoder.json"),
-                      "--gpt2-vocab-bpe", str(src / "vocab.bpe"))
-    assert task.word_starts().tolist() == with_record.tolist()
-    task.load_dataset("train")
-    assert len(task.dataset("train")) > 0

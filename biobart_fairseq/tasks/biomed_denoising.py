@@ -32,16 +32,18 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq import utils
 from fairseq.data import AppendTokenDataset, TokenBlockDataset, data_utils
+from fairseq.data.encoders.gpt2_bpe import DEFAULT_ENCODER_JSON, DEFAULT_VOCAB_BPE
 from fairseq.data.shorten_dataset import maybe_shorten_dataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.denoising import MASK_LENGTH_CHOICES, DenoisingConfig, DenoisingTask
 
 from ..data.infilling_dataset import DropLastTokenDataset, SentenceInfillingDataset
-from ..data.word_starts import BpeInfoError, load_bpe_info, word_start_table
+from ..data.word_starts import BpeInfoError, word_start_table
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,12 @@ class BiomedDenoisingConfig(DenoisingConfig):
             "DATA/bpe.json, written by biobart-binarize); needed for whole-word masking"
         },
     )
+    # Without DATA/bpe.json (data from plain fairseq-preprocess): fairseq's own BPE file flags, as its
+    # BART recipe passes them.  Same names as fairseq's options, so they share them (and fairseq's
+    # defaults); URLs are refused, not fetched (data/bpe.py).
+    gpt2_encoder_json: str = field(default=DEFAULT_ENCODER_JSON, metadata={"help": "--bpe gpt2: local encoder.json"})
+    gpt2_vocab_bpe: str = field(default=DEFAULT_VOCAB_BPE, metadata={"help": "--bpe gpt2: local vocab.bpe"})
+    sentencepiece_model: Optional[str] = field(default=None, metadata={"help": "--bpe sentencepiece: local model"})
 
 
 @register_task("biomed_denoising", dataclass=BiomedDenoisingConfig)
