@@ -67,6 +67,20 @@ def test_covid_dialog_small_outputs_and_schedule(covid):
     _check_polynomial_schedule(_train_log(log), 5e-3, total * 6 // 100, total)
     scores = json.loads((work / "output" / "scores.json").read_text())
     assert scores["n"] == 24 and "bertscore_f1" not in scores and scores["scales"]["rouge1"] == "F-measure x 100"
+    _check_generation(work, 24)
+
+
+def _check_generation(work, n_test):
+    """Hypotheses in test-set order, one per test line, and no repeated trigram (the recipe's
+    --no-repeat-ngram-size 3, which stock fairseq ignores on CPU)."""
+    gen = (work / "output" / "generate.out").read_text(encoding="utf-8")
+    by_id = {int(m.group(1)): m.group(2) for m in re.finditer(r"^D-(\d+)\t\S+\t(.*)$", gen, re.M)}
+    hyps = (work / "output" / "hyp.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert sorted(by_id) == list(range(n_test)) and hyps == [by_id[i] for i in range(n_test)]
+    for h in hyps:
+        words = h.split()
+        grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+        assert len(grams) == len(set(grams)), h
 
 
 def test_other_settings_stop_the_recipe_and_resume_is_explicit(covid, tmp_path):
@@ -95,14 +109,28 @@ def test_other_settings_stop_the_recipe_and_resume_is_explicit(covid, tmp_path):
 def test_summarization_small(recipe, data, tmp_path):
     _need(SHARED_DATA / data)
     work = tmp_path / "work"
-    res = _recipe(recipe, {"WORK": str(work), "EPOCHS": "1"})
+    env = {"WORK": str(work), "EPOCHS": "1"}
+    if recipe == "mediqa_qs":  # on the fast architecture (same parameters as bart_base)
+        env["ARCH_ARGS"] = ("--arch biobart_base --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 64 "
+                            "--decoder-embed-dim 64 --encoder-ffn-embed-dim 128 --decoder-ffn-embed-dim 128 "
+                            "--encoder-attention-heads 2 --decoder-attention-heads 2")
+    res = _recipe(recipe, env)
     assert res.returncode == 0, res.stdout[-4000:]
+    _check_generation(work, 24)
     stats = json.loads((work / "prep" / "stats.json").read_text())
     if recipe == "mediqa_qs":
         assert any("MeQSum" in p for p in stats["inputs"]["train"]) and stats["counts"]["train"] == 24
     else:
         assert "SMALL=1: no training split here; the validation split stands in for it" in res.stdout
     assert json.loads((work / "output" / "scores.json").read_text())["n"] == 24
+    if recipe == "mediqa_qs":
+        assert "'arch': 'biobart_base'" in (work / "train.log").read_text() or "biobart_base" in res.stdout
+        # a single question through fairseq-interactive (examples/ask.sh) with that model
+        ask = run(["bash", str(REPO / "examples" / "ask.sh"), "What are the side effects of metformin?\nIs it safe?"],
+                  env={"WORK": str(work), "BEAM": "2", "MAX_LEN_B": "24"}, cwd=str(REPO))
+        assert ask.returncode == 0, ask.stdout[-3000:]
+        answer = ask.stdout.strip().splitlines()
+        assert len(answer) == 1 and answer[0].strip(), ask.stdout[-2000:]
 
 
 @pytest.mark.parametrize("recipe,data", [("el_ncbi", "ncbi_disease"), ("el_bc5cdr", "bc5cdr")])
