@@ -359,10 +359,13 @@ def prepare_model_inputs(args, out, splits, kb_pairs, report, ctx):
     t0 = time.time()
     trie = Trie(seqs)
     trie.save(os.path.join(bin_dir, "trie.npz"))
-    report["kb"][out] = {"concepts": len(split_names["test"]), "names": len(name_cuis), "trie_nodes": trie.num_nodes,
-                         "trie_bytes": trie.nbytes, "trie_build_s": round(time.time() - t0, 2), "unk_tokens": n_unk}
-    report["counts"].update({f"{out}:{k}": v for k, v in counts.items()})
-    log(f"model inputs in {bin_dir}: {report['kb'][out]['names']} KB names, trie {trie.nbytes / 2**20:.1f} MiB")
+    # the report names the folder where the output ends up, not the staging one it is written in
+    final = getattr(args, "final_out_dir", None)
+    shown = final + out[len(args.out_dir):] if final and out.startswith(args.out_dir) else out
+    report["kb"][shown] = {"concepts": len(split_names["test"]), "names": len(name_cuis), "trie_nodes": trie.num_nodes,
+                           "trie_bytes": trie.nbytes, "trie_build_s": round(time.time() - t0, 2), "unk_tokens": n_unk}
+    report["counts"].update({f"{shown}:{k}": v for k, v in counts.items()})
+    log(f"model inputs in {shown}/bin: {report['kb'][shown]['names']} KB names, trie {trie.nbytes / 2**20:.1f} MiB")
 
 
 def parse_args(argv):
