@@ -132,8 +132,10 @@ fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_transla
   --source-lang source --target-lang target --path "$SAVE/$BEST" --gen-subset test \
   --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
   --beam "$BEAM" --lenpen "$LENPEN" --max-len-a 0 --max-len-b "$MAX_LEN_B" --min-len "$MIN_LEN" \
-  --no-repeat-ngram-size "$NO_REPEAT" \
+  --no-repeat-ngram-size "$NO_REPEAT" --required-batch-size-multiple 1 \
   --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" > "$OUT/generate.out"
+# (--required-batch-size-multiple 1: fairseq's default of 8 builds no batch for a test set of
+# fewer than 8 examples and generate then fails with a ZeroDivisionError)
 # A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (fairseq-interactive)
 
 recipe_step "5/5 score"
