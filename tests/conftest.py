@@ -25,6 +25,18 @@ TINY_BART = (
 ).split()
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from torch threads, and on a busy 2-core machine they cost 10x.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def require_pubmed():
     if not PUBMED_XML.is_dir():
         pytest.skip(f"real PubMed sample not found at {PUBMED_XML}")

@@ -28,13 +28,7 @@ TINY = ("--arch bartner_base --encoder-layers 1 --decoder-layers 1 --encoder-emb
         "--decoder-attention-heads 2").split()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A d=32 model gains nothing from threads, and on a busy 2-core machine they cost 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

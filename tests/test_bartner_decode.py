@@ -20,13 +20,7 @@ from biobart_fairseq.models.bartner import BartNerModel
 EOS, SOS = 1, 0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A d=32 model gains nothing from threads, and on a busy 2-core machine they cost 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bartner_positions(src_len, a, b):

@@ -250,19 +250,12 @@ def _train(cmd_extra, data, save, out, max_update=2):
     ])
 
 
-def test_converted_checkpoint_fine_tunes(tmp_path_factory):
-    """fairseq-train --restore-file model.pt works for biomed_denoising and for translation;
-    the fairseq-trained checkpoint then survives fairseq -> HF -> fairseq bit for bit."""
+def denoising_finetune(base, out, sents, arch):
+    """GPT-2-binarize 10 sentences as documents (one sentence per line, blank line between
+    documents) with the converted vocabulary and fine-tune model.pt 2 updates on
+    biomed_denoising with the given arch flags; -> (data folder, save dir)."""
     from biobart_fairseq.cli import binarize
 
-    base = tmp_path_factory.mktemp("finetune")
-    hf_dir, out = base / "hf", base / "fs"
-    make_hf_model(str(hf_dir), *SHAPES["d32_mask_safetensors"])
-    assert convert.main(["hf-to-fairseq", "--hf-dir", str(hf_dir), "--out-dir", str(out)]) == 0
-    arch = fairseq_arch_args(dims_from_hf_config(json.loads((hf_dir / "config.json").read_text())))
-    sents = biomedical_sentences(12) if NCBI.is_file() else MERGE_TEXT * 2
-
-    # denoising: document format (one sentence per line, blank line between documents)
     text = base / "train.txt"
     text.write_text("\n".join(sents[:4]) + "\n\n" + "\n".join(sents[4:8]) + "\n")
     (base / "valid.txt").write_text("\n".join(sents[8:10]) + "\n")
@@ -275,6 +268,20 @@ def test_converted_checkpoint_fine_tunes(tmp_path_factory):
                   "--tokens-per-sample", "64"], data, save, out)
     assert res.returncode == 0, res.stdout[-3000:]
     assert "num_updates 2" in res.stdout.replace("num_updates=", "num_updates ") or "| num_updates 2" in res.stdout
+    return data, save
+
+
+def test_converted_checkpoint_fine_tunes(tmp_path_factory):
+    """fairseq-train --restore-file model.pt works for biomed_denoising and for translation;
+    the fairseq-trained checkpoint then survives fairseq -> HF -> fairseq bit for bit."""
+    base = tmp_path_factory.mktemp("finetune")
+    hf_dir, out = base / "hf", base / "fs"
+    make_hf_model(str(hf_dir), *SHAPES["d32_mask_safetensors"])
+    assert convert.main(["hf-to-fairseq", "--hf-dir", str(hf_dir), "--out-dir", str(out)]) == 0
+    arch = fairseq_arch_args(dims_from_hf_config(json.loads((hf_dir / "config.json").read_text())))
+    sents = biomedical_sentences(12) if NCBI.is_file() else MERGE_TEXT * 2
+
+    data, save = denoising_finetune(base, out, sents, arch)
 
     # translation: BART's loader drops the <mask> row for a dictionary without <mask>
     hub = from_pretrained(str(out), "model.pt")

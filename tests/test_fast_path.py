@@ -23,13 +23,7 @@ SMALL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim"
          "--decoder-attention-heads", "4", "--dropout", "0", "--attention-dropout", "0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: more torch threads only add contention on a 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny matrices: threads only add contention
 
 
 def toy_dictionary(n=60):
@@ -318,9 +312,9 @@ def test_hf_weights_run_on_biobart_and_convert_back(tmp_path):
     """A Hugging Face BART converted with biobart-convert runs as --arch biobart_base with HF's
     logits, fine-tunes 2 updates on that arch, and the fine-tuned checkpoint converts
     fairseq -> HF -> fairseq bit for bit."""
-    from test_convert import MERGE_TEXT, SHAPES, _train, make_hf_model
+    from test_convert import MERGE_TEXT, SHAPES, denoising_finetune, make_hf_model
 
-    from biobart_fairseq.cli import binarize, convert
+    from biobart_fairseq.cli import convert
     from biobart_fairseq.convert.hf_bart import dims_from_hf_config, fairseq_arch_args
 
     hf_dir, out = tmp_path / "hf", tmp_path / "fs"
@@ -344,17 +338,7 @@ def test_hf_weights_run_on_biobart_and_convert_back(tmp_path):
         got, _ = ours(ids, src_lens, prev)
     assert (got - ref).abs().max() <= 1e-4
 
-    text = tmp_path / "train.txt"
-    text.write_text("\n".join(MERGE_TEXT[:3]) + "\n\n" + "\n".join(MERGE_TEXT[3:]) + "\n")
-    (tmp_path / "valid.txt").write_text(MERGE_TEXT[0] + "\n")
-    data = tmp_path / "bin"
-    assert binarize.main(["--train", str(text), "--valid", str(tmp_path / "valid.txt"), "-o", str(data), "--bpe", "gpt2",
-                          "--encoder-json", str(out / "encoder.json"), "--vocab-bpe", str(out / "vocab.bpe"),
-                          "--dict", str(out / "dict.txt"), "--workers", "1"]) == 0
-    save = tmp_path / "ck"
-    res = _train(["--user-dir", str(REPO / "biobart_fairseq"), "--task", "biomed_denoising", *arch,
-                  "--tokens-per-sample", "64"], data, save, out)
-    assert res.returncode == 0, res.stdout[-3000:]
+    data, save = denoising_finetune(tmp_path, out, MERGE_TEXT * 2, arch)
     hf2, out2 = tmp_path / "hf2", tmp_path / "fs2"
     assert convert.main(["fairseq-to-hf", "--checkpoint", str(save / "checkpoint_last.pt"), "--data-dir", str(data),
                          "--out-dir", str(hf2)]) == 0
