@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from biobart_fairseq.cli import prepare_pubmed
-from biobart_fairseq.cli.prepare_pubmed import auto_valid_size, main
+from biobart_fairseq.cli.prepare_pubmed import main
+from biobart_fairseq.data import pubmed_prepare
+from biobart_fairseq.data.pubmed_prepare import auto_valid_size
 from biobart_fairseq.data.pubmed_xml import Article, Deletion, PubmedXMLError, PubmedXMLReader
 from biobart_fairseq.data.sentences import split_sentences
 
@@ -232,8 +233,8 @@ def test_version_resolution_hand_computed():
     seq = [("A", 5), ("A", 7), ("N", 5), ("D", 7), ("D", 7), ("A", 9),
            ("D", 5), ("A", 5), ("A", 7), ("A", 7), ("N", 9)]
     codes = np.array([p for _, p in seq], dtype=np.int64)
-    kinds = np.array([prepare_pubmed._KIND_CODES[k] for k, _ in seq], dtype=np.int8)
-    write, duplicates, deleted = prepare_pubmed._winning_records(codes, kinds)
+    kinds = np.array([pubmed_prepare._KIND_CODES[k] for k, _ in seq], dtype=np.int8)
+    write, duplicates, deleted = pubmed_prepare._winning_records(codes, kinds)
     # 5: A, N (dup), D (deleted), A again -> record 7; 7: A, D (deleted), D (nothing), A, A
     # (dup) -> record 9; 9: A, N (dup) -> present without abstract, not written.
     assert np.flatnonzero(write).tolist() == [7, 9]
@@ -241,7 +242,7 @@ def test_version_resolution_hand_computed():
 
 
 def test_pmid_codes():
-    codes = prepare_pubmed._PmidCodes()
+    codes = pubmed_prepare._PmidCodes()
     assert codes("123") == 123 and codes("X-1") == -1 and codes("Y") == -2 and codes("X-1") == -1
     assert codes.text(-2) == "Y" and codes.text(123) == "123"
 
@@ -519,7 +520,7 @@ def test_changed_input_is_parsed_again(tmp_path):
     out = tmp_path / "out"
     shard_dir = out / ".tmp"
     shard_dir.mkdir(parents=True)
-    stale = prepare_pubmed.process_file((0, str(path), str(shard_dir), False, "rules"))
+    stale = pubmed_prepare.process_file((0, str(path), str(shard_dir), False, "rules"))
     assert stale["articles"] == 2
     write(path, [simple(1), simple(2), simple(3)])  # new size
     assert run([path], out, "--valid-docs", "0") == 0
@@ -679,5 +680,5 @@ def test_split_sentences(text, expected):
 
 def test_document_lines_label_on_first_sentence():
     article = Article("1", "T.", [("METHODS", "First one. Second one."), ("", "Third.")])
-    assert prepare_pubmed.document_lines(article) == ["T.", "METHODS: First one.", "Second one.", "Third."]
-    assert prepare_pubmed.document_lines(Article("2", "T.", [("RESULTS", "  ")])) == []
+    assert pubmed_prepare.document_lines(article) == ["T.", "METHODS: First one.", "Second one.", "Third."]
+    assert pubmed_prepare.document_lines(Article("2", "T.", [("RESULTS", "  ")])) == []
