@@ -201,7 +201,7 @@ def test_recipes_have_bartner_settings(tmp_path, dataset, target_type, lr, beam,
     data.mkdir()
     (data / "train.jsonl").write_text('{"tokens": ["a"], "entities": []}\n' * 100)
     env = {"PATH": f"{bin_dir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "DATA": str(data),
-           "BART": str(tmp_path), "STAGES": "train", "PYTHON": sys.executable, "FAKE_ARGS": str(tmp_path / "args")}
+           "BART": str(tmp_path), "STAGES": "train", "SAVE_DIR": str(tmp_path / "save"), "PYTHON": sys.executable, "FAKE_ARGS": str(tmp_path / "args")}
     res = run(["bash", str(REPO / f"examples/ner_{dataset}/run.sh")], env=env)
     assert res.returncode == 0, res.stdout[-3000:]
     argv = (tmp_path / "args").read_text().splitlines()

@@ -125,12 +125,15 @@ def test_summarization_small(recipe, data, tmp_path):
     assert json.loads((work / "output" / "scores.json").read_text())["n"] == 24
     if recipe == "mediqa_qs":
         assert "'arch': 'biobart_base'" in (work / "train.log").read_text() or "biobart_base" in res.stdout
-        # a single question through fairseq-interactive (examples/ask.sh) with that model
-        ask = run(["bash", str(REPO / "examples" / "ask.sh"), "What are the side effects of metformin?\nIs it safe?"],
-                  env={"WORK": str(work), "BEAM": "2", "MAX_LEN_B": "24"}, cwd=str(REPO))
-        assert ask.returncode == 0, ask.stdout[-3000:]
-        answer = ask.stdout.strip().splitlines()
-        assert len(answer) == 1 and answer[0].strip(), ask.stdout[-2000:]
+        # test questions through fairseq-interactive (examples/ask.sh), no settings given: it reads the
+        # recipe's generation settings from results.json, so its answers are the test set's hypotheses
+        sources = (work / "prep" / "test.source").read_text(encoding="utf-8").splitlines()
+        hyps = (work / "output" / "hyp.txt").read_text(encoding="utf-8").splitlines()
+        for i in (0, 5):
+            question = sources[i].replace("\\n", "\n")  # the file's escaped newlines, as a user types them
+            ask = run(["bash", str(REPO / "examples" / "ask.sh"), question], env={"WORK": str(work)}, cwd=str(REPO))
+            assert ask.returncode == 0, ask.stdout[-3000:]
+            assert ask.stdout.splitlines() == [hyps[i]], (ask.stdout[-2000:], hyps[i])
 
 
 @pytest.mark.parametrize("recipe,data", [("el_ncbi", "ncbi_disease"), ("el_bc5cdr", "bc5cdr")])
