@@ -10,6 +10,7 @@ import pytest
 from biobart_fairseq.cli import prepare_el
 from biobart_fairseq.data import el_biosyn as B
 from biobart_fairseq.data import el_formats as F
+from biobart_fairseq.data import el_prepare
 from biobart_fairseq.data.abbreviations import best_long_form, expand_tokens, find_abbreviations
 
 from conftest import SHARED_DATA
@@ -196,12 +197,12 @@ def test_ncbi_dictionaries_add_train_and_dev_mentions(tmp_path):
     kb.write_text("D020388||Muscular Dystrophy, Duchenne\nD049288||Becker Muscular Dystrophy\n")
     args = prepare_el.parse_args(["--dataset", "ncbi", "--input", str(corpus), "--kb", str(kb), "-o", str(tmp_path / "o"),
                                   "--style", "genbioel", "--ncbi-train", "train"])
-    ctx = prepare_el.Context()
-    splits, kb_pairs = prepare_el.read_inputs(args, ctx)
+    ctx = el_prepare.Context()
+    splits, kb_pairs = el_prepare.read_inputs(args, ctx)
     # queries: lower case, punctuation to spaces, the test's "BMD" expanded from its own abstract
     assert [m.query for s in ("train", "dev", "test") for m in splits[""][s]] == [
         "duchenne s palsy", "becker type weakness", "becker muscular dystrophy"]
-    name_cuis, per_split = prepare_el.dictionaries(args, kb_pairs, ctx)
+    name_cuis, per_split = el_prepare.dictionaries(args, kb_pairs, ctx)
     assert per_split["train"] == {"D020388": ["muscular dystrophy duchenne"], "D049288": ["becker muscular dystrophy"]}
     assert per_split["dev"]["D020388"] == ["muscular dystrophy duchenne", "duchenne s palsy"]
     assert per_split["dev"]["D049288"] == ["becker muscular dystrophy"]
@@ -264,14 +265,14 @@ def test_genbioel_window_and_query_by_hand():
 
     # 12 words > 6: both sides longer than 3 -> 3 words a side (mention and markers not counted)
     m = mention("a b c d MENT e f g h i j k", query="breast cancer|ovarian cancer")
-    assert prepare_el.make_source_genbioel(m, 6) == "b c d START breast cancer END e f g"
-    assert prepare_el.make_prefix(m) == "breast cancer is"  # the first phrase of a resolved composite
+    assert el_prepare.make_source_genbioel(m, 6) == "b c d START breast cancer END e f g"
+    assert el_prepare.make_prefix(m) == "breast cancer is"  # the first phrase of a resolved composite
     # left side short: kept whole, the right side fills up to 6 context words
-    assert prepare_el.make_source_genbioel(mention("a MENT b c d e f g h"), 6) == "a START ment END b c d e f"
+    assert el_prepare.make_source_genbioel(mention("a MENT b c d e f g h"), 6) == "a START ment END b c d e f"
     # right side short: kept whole, the left side fills up
-    assert prepare_el.make_source_genbioel(mention("a b c d e f g MENT h"), 6) == "c d e f g START ment END h"
+    assert el_prepare.make_source_genbioel(mention("a b c d e f g MENT h"), 6) == "c d e f g START ment END h"
     # at most 6 words in all: the whole text
-    assert prepare_el.make_source_genbioel(mention("x MENT &amp; y"), 6) == "x START ment END & y"
+    assert el_prepare.make_source_genbioel(mention("x MENT &amp; y"), 6) == "x START ment END & y"
 
 
 def test_cometa_errors_name_file_lines(tmp_path):
@@ -295,8 +296,8 @@ def test_jsonl_rerun_keeps_the_dictionary_each_train_mention_uses(tmp_path):
                             "--style", "genbioel"]) == 0
     args = prepare_el.parse_args(["--dataset", "jsonl", "--input", str(out), "-o", str(tmp_path / "s2"),
                                   "--style", "genbioel"])
-    ctx = prepare_el.Context()
-    splits, _ = prepare_el.read_inputs(args, ctx)
+    ctx = el_prepare.Context()
+    splits, _ = el_prepare.read_inputs(args, ctx)
     train = splits[""]["train"]  # train + dev: the dev mention's target comes from the dev dictionary
     assert [(m.mention, ctx.origin[id(m)]) for m in train] == [("Gout", "train"), ("Rickets", "dev")]
     assert args.genbioel_dataset == "ncbi" and ctx.synonyms["test"] == [["D1", "gout"], ["D2", "rickets"]]
