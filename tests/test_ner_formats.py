@@ -120,14 +120,53 @@ def test_bad_input_names_file_and_line(tmp_path, fmt, text, line, message):
     assert f"{path}:{line}:" in str(e.value)
 
 
-def test_prepare_writes_nothing_on_bad_input(tmp_path, capsys):
+def test_prepare_skips_bad_records_and_exits_3(tmp_path, capsys):
+    """Five real GENIA lines with a corrupted one in the middle: the other four are written,
+    the bad one is named FILE:LINE on stderr and counted in report.json, and the status is 3."""
+    lines = require(GENIA / "test.jsonlines").read_text(encoding="utf-8").splitlines()[:4]
+    broken = json.loads(lines[1])
+    broken["entity_mentions"][0]["end"] = len(broken["tokens"]) + 5  # an entity past the sentence's end
+    src = tmp_path / "test.jsonlines"
+    src.write_text("\n".join([lines[0], lines[1][:40], json.dumps(broken), lines[2], lines[3]]) + "\n",
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert prepare_ner.main(["--format", "genia", "--input", str(src), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert f"{src}:2: not valid JSON" in err and f"{src}:3: entity 0" in err and "outside the sentence" in err
+    written = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
+    assert [s["tokens"] for s in written] == [json.loads(line)["tokens"] for line in (lines[0], lines[2], lines[3])]
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs"]["test"] == {"sentences": 3, "bad_records": 2}
+    assert report["bad_records"][0].startswith(f"{src}:2: ") and report["bad_records"][1].startswith(f"{src}:3: ")
+
+
+def test_prepare_exits_2_when_a_file_has_no_usable_sentence(tmp_path, capsys):
+    """An input whose every record is bad is unusable: nothing is written, not even the good input."""
     good, bad = tmp_path / "train.txt", tmp_path / "dev.txt"
     good.write_text("a b c\n0,1 ADR\n\n")
-    bad.write_text("a b c\n0,9 ADR\n\n")
+    bad.write_text("a b c\n0,9 ADR\n\nd  e\n\n\n")
     out = tmp_path / "out"
     assert prepare_ner.main(["--format", "dai", "--input", str(good), str(bad), "-o", str(out)]) == 2
-    assert f"{bad}:2:" in capsys.readouterr().err
-    assert not out.exists()
+    err = capsys.readouterr().err
+    assert f"{bad}:2: " in err and f"{bad}:4: irregular whitespace" in err
+    assert f"error: {bad}: no usable sentence (2 bad record(s)" in err and not out.exists()
+
+
+def test_dai_reader_skips_bad_blocks_and_reads_on(tmp_path):
+    path = tmp_path / "dev.txt"
+    path.write_text("a b\n0,0 X\n\n"        # 1-3 good
+                    "c d\n0,5 X\n\n"        # 4-6 entity outside the sentence
+                    "\n"                      # 7 stray blank line
+                    "e f\n0,0 X\nextra\n\n"  # 8-11 no blank after the entity line
+                    "g h\n\n\n"              # 12-14 good, no entity
+                    "i  j\n1,1 X\n\n")       # 15-17 irregular whitespace
+    bad = []
+    sents = ner_formats.read(path, "dai", bad=bad)
+    assert [s["tokens"] for s in sents] == [["a", "b"], ["g", "h"]]
+    assert [b.split(": ")[0] for b in bad] == [f"{path}:{n}" for n in (5, 7, 10, 15)]
+    with pytest.raises(NerFormatError, match=f"{path}:5:"):  # strict without a list
+        ner_formats.read(path, "dai")
 
 
 def test_cli_help():

@@ -22,10 +22,13 @@ entities cut by ``--max-source-positions`` are counted apart as truncated.
 Fragments are kept as written (sorted by start), as BARTNER reads them; entities whose
 fragments overlap or touch are counted and reported.  Input must be UTF-8; a Dai sentence line
 must separate words by single spaces (BARTNER's split); a ``jsonl`` record needs ``entities``.
+A bad record (a sentence, a Dai block, a GENIA line) is skipped, named on stderr as
+``FILE:LINE: reason``, counted and listed in ``OUT/report.json``.
 
-Exit status: 0 written (and, with ``--check``, every entity round-trips), 1 written but some
-entities do not round-trip, 2 bad input or arguments (nothing written; the message names the
-file and line).
+Exit status (biobart_fairseq/errors.py): 0 written (and, with ``--check``, every entity
+round-trips); 3 written from the usable records, some records were bad; 1 written, no bad
+record, but some entities do not round-trip; 2 bad arguments or an unusable input (missing,
+not UTF-8, empty, no usable sentence: nothing written; the message names the file and line).
 """
 
 import argparse
@@ -43,8 +46,15 @@ from ..data.ner_formats import NerFormatError, atomic_write_text, entity_key
 from ..data.ner_targets import TARGET_TYPES, decode_target
 
 
+PROG = "biobart-prepare-ner"
+
+
+class Unusable(Exception):
+    """An input or argument the command cannot use: exit 2 with this one-line message."""
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(allow_abbrev=False, prog="biobart-prepare-ner", description=__doc__.split("\n\n")[0].strip("`: "),
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__.split("\n\n")[0].strip("`: "),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", required=True, choices=sorted(ner_formats.READERS),
                    help="input format: dai = 3-line blocks of Dai et al. 2020 (CADEC, ShARe13/14), genia = GENIA "
@@ -65,8 +75,8 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def fail(msg):
-    return errors.fail("biobart-prepare-ner", msg)  # exit 2, one line (biobart_fairseq/errors.py)
+def say(msg):
+    print(f"[prepare-ner] {msg}", file=sys.stderr)
 
 
 def bpe_files(args):
@@ -76,7 +86,7 @@ def bpe_files(args):
         return bpe.read_info(os.path.join(args.bpe_dir, "bpe.json")), os.path.join(args.bpe_dir, "dict.txt")
     if args.bpe == "gpt2":
         if missing_gpt2_arguments(args):
-            raise ValueError("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
+            raise Unusable("--bpe gpt2 needs " + ", ".join(missing_gpt2_arguments(args)))
         return {"type": "gpt2", "encoder_json": args.encoder_json, "vocab_bpe": args.vocab_bpe}, args.dict
     if args.bpe == "sentencepiece":
         return {"type": "sentencepiece", "model": args.spm_model}, args.dict  # model None: trained in prepare()
@@ -132,81 +142,132 @@ def check_round_trip(sentences, encode_word, dictionary, types, target_type, max
 def main(argv=None):
     # OUT is written as OUT.incomplete (a copy of OUT: inputs of earlier runs stay) and replaces
     # OUT only when complete (data/atomic.py); status 1 = written, --check found entities that
-    # do not round-trip
-    return run_staged("biobart-prepare-ner", parse_args(argv), prepare, ("ner.json",), ok=(0, 1, 3),
-                      carry_over=True)
+    # do not round-trip; 3 = written, some records were bad
+    return run_staged(PROG, parse_args(argv), prepare, ("ner.json",), ok=(0, 1, 3), carry_over=True)
 
 
 def prepare(args):
-    # read everything first: a bad line stops the run before anything is written
-    data, stats = {}, {}
+    # everything is read and checked first: an unusable input stops the run before anything is written
+    try:
+        data, stats, bad = read_inputs(args)
+        info, dict_src = checked_bpe_files(args)
+        os.makedirs(args.out_dir, exist_ok=True)
+        types = entity_types(args.out_dir, data)
+        install_bpe(args, info, dict_src, data)
+    except Unusable as e:
+        return errors.fail(PROG, str(e))
+    write_outputs(args, data, stats, types)
+    write_report(args, data, bad)
+    not_round_trip = args.check and check(args, data, stats, types)
+    n_bad = sum(len(b) for b in bad.values())
+    if n_bad:
+        say(f"{n_bad} bad record(s) skipped (all in {os.path.join(args.final_out_dir, 'report.json')})")
+        return errors.EXIT_BAD_RECORDS
+    return 1 if not_round_trip else errors.EXIT_OK
+
+
+def read_inputs(args):
+    """-> ({stem: sentences}, {stem: reader counts}, {stem: bad records}); each bad record is
+    named on stderr.  Unusable: a missing file, a repeated stem, an unusable file."""
+    data, stats, bad = {}, {}, {}
     for path in args.input:
         if not os.path.isfile(path):
-            return fail(f"{path}: no such file")
+            raise Unusable(errors.missing(path))
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem in data:
-            return fail(f"{path}: a second input with stem {stem!r} would overwrite OUT/{stem}.jsonl")
+            raise Unusable(f"{path}: a second input with stem {stem!r} would overwrite OUT/{stem}.jsonl")
+        stats[stem], bad[stem] = {}, []
         try:
-            st = {}
-            data[stem] = ner_formats.read(path, args.format, st)
-            stats[stem] = st
+            data[stem] = ner_formats.read(path, args.format, stats[stem], bad=bad[stem])
         except NerFormatError as e:
-            return fail(str(e))
+            raise Unusable(str(e)) from None
+        for record in bad[stem]:
+            print(f"{PROG}: skipped {record}", file=sys.stderr)
+        if not data[stem]:
+            raise Unusable(f"{path}: no usable sentence ({len(bad[stem])} bad record(s), named above)")
+    return data, stats, bad
+
+
+def checked_bpe_files(args):
+    """:func:`bpe_files`, its files checked to exist."""
     try:
         info, dict_src = bpe_files(args)
     except (ValueError, OSError) as e:
-        return fail(str(e))
+        raise Unusable(str(e)) from None
     if args.check and info is None:
-        return fail("--check needs the model's BPE (--bpe ... or --bpe-dir)")
+        raise Unusable("--check needs the model's BPE (--bpe ... or --bpe-dir)")
     for src in [info[k] for k in bpe.FILES[info["type"]]] + [dict_src] if info else []:
         if src and not os.path.isfile(src):
-            return fail(f"{src}: no such file")
+            raise Unusable(errors.missing(src))
+    return info, dict_src
 
-    out = args.out_dir
-    os.makedirs(out, exist_ok=True)
-    meta_path = os.path.join(out, "ner.json")
+
+def entity_types(out, data):
+    """The types of ``OUT/ner.json`` in their order, then the new ones of ``data``, sorted."""
     types = []
+    meta_path = os.path.join(out, "ner.json")
     if os.path.isfile(meta_path):
         with open(meta_path, encoding="utf-8") as f:
             types = json.load(f).get("types", [])
-    new = sorted({e["type"] for sents in data.values() for s in sents for e in s["entities"]} - set(types))
-    types += new
+    return types + sorted({e["type"] for sents in data.values() for s in sents for e in s["entities"]} - set(types))
 
-    if info and not info.get("model", True):  # sentencepiece to train: on the words of every input
-        text = os.path.join(out, ".spm-train.txt")
-        with open(text, "w", encoding="utf-8") as f:
-            f.writelines(" ".join(s["tokens"]) + "\n" for sents in data.values() for s in sents)
-        try:
-            info = bpe.setup_from_args(args, out, text, log=lambda m: print(f"[prepare-ner] {m}", file=sys.stderr))
-        except bpe.BpeError as e:  # name the inputs, not the temporary file
-            return fail(str(e).replace(text, "the words of " + ", ".join(args.input)))
-        finally:
-            os.remove(text)
-    if info:
-        installed = bpe.copy(info, out)
-        tmp = os.path.join(out, ".dict.txt.part")
-        if dict_src:
-            if os.path.abspath(dict_src) != os.path.abspath(os.path.join(out, "dict.txt")):
-                shutil.copyfile(dict_src, tmp)
-                os.replace(tmp, os.path.join(out, "dict.txt"))
-        else:  # sentencepiece without a dict: every piece of the model
-            bpe.write_spm_dict(installed["model"], {}, tmp)
+
+def install_bpe(args, info, dict_src, data):
+    """The BPE's files, ``bpe.json`` and ``dict.txt`` into OUT; a sentencepiece model without
+    ``--spm-model`` is trained on the words of every input."""
+    if not info:
+        return
+    out = args.out_dir
+    if not info.get("model", True):
+        info = _train_sentencepiece(args, out, data)
+    installed = bpe.copy(info, out)
+    tmp = os.path.join(out, ".dict.txt.part")
+    if dict_src:
+        if os.path.abspath(dict_src) != os.path.abspath(os.path.join(out, "dict.txt")):
+            shutil.copyfile(dict_src, tmp)
             os.replace(tmp, os.path.join(out, "dict.txt"))
+    else:  # sentencepiece without a dict: every piece of the model
+        bpe.write_spm_dict(installed["model"], {}, tmp)
+        os.replace(tmp, os.path.join(out, "dict.txt"))
 
+
+def _train_sentencepiece(args, out, data):
+    text = os.path.join(out, ".spm-train.txt")
+    with open(text, "w", encoding="utf-8") as f:
+        f.writelines(" ".join(s["tokens"]) + "\n" for sents in data.values() for s in sents)
+    try:
+        return bpe.setup_from_args(args, out, text, log=say)
+    except bpe.BpeError as e:  # name the inputs, not the temporary file
+        raise Unusable(str(e).replace(text, "the words of " + ", ".join(args.input))) from None
+    finally:
+        os.remove(text)
+
+
+def write_outputs(args, data, stats, types):
+    out = args.out_dir
     for stem, sents in data.items():
         ner_formats.write(os.path.join(out, f"{stem}.jsonl"), sents, "jsonl")
         n_ent = sum(len(s["entities"]) for s in sents)
-        print(f"[prepare-ner] {stem}: {len(sents)} sentences, {n_ent} entities" + read_notes(stats[stem]),
-              file=sys.stderr)
-    atomic_write_text(meta_path, json.dumps({"types": types, "target_type": args.target_type, "format": args.format},
-                                            indent=2) + "\n")
+        say(f"{stem}: {len(sents)} sentences, {n_ent} entities" + read_notes(stats[stem]))
+    atomic_write_text(os.path.join(out, "ner.json"), json.dumps(
+        {"types": types, "target_type": args.target_type, "format": args.format}, indent=2) + "\n")
 
-    if not args.check:
-        return 0
+
+def write_report(args, data, bad):
+    """``OUT/report.json``: per input, the sentences written and the bad records skipped."""
+    report = {"format": args.format, "inputs": {stem: {"sentences": len(sents), "bad_records": len(bad[stem])}
+                                                for stem, sents in data.items()},
+              "bad_records": [record for stem in data for record in bad[stem]]}
+    atomic_write_text(os.path.join(args.out_dir, "report.json"), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+def check(args, data, stats, types):
+    """``--check``: ``check.<target type>.json`` and a summary; -> whether an entity does not round-trip."""
     from fairseq.data import Dictionary
 
     from ..data.ner_dataset import word_encoder
 
+    out = args.out_dir
     dictionary = Dictionary.load(os.path.join(out, "dict.txt"))
     info = bpe.read_info(os.path.join(out, "bpe.json"))
     encode_word = word_encoder(bpe.build(info), info["type"], dictionary)
@@ -216,12 +277,12 @@ def prepare(args):
         c.update({k: stats[stem].get(k, 0) for k in ("overlapping_fragments", "touching_fragments")})
         report[stem] = c
         bad += c["not_round_trip"] + c["spurious"]
-        print(f"[prepare-ner] check {stem} ({args.target_type}): {c['round_trip']}/{c['entities']} entities round-trip, "
-              f"{c['not_round_trip']} do not, {c['duplicates']} duplicates (same type and words as another entity of "
-              f"the sentence: one target tuple), {c['truncated']} cut by --max-source-positions", file=sys.stderr)
+        say(f"check {stem} ({args.target_type}): {c['round_trip']}/{c['entities']} entities round-trip, "
+            f"{c['not_round_trip']} do not, {c['duplicates']} duplicates (same type and words as another entity of "
+            f"the sentence: one target tuple), {c['truncated']} cut by --max-source-positions")
     atomic_write_text(os.path.join(out, f"check.{args.target_type}.json"), json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: {x: v for x, v in c.items() if x != "examples"} for k, c in report.items()}))
-    return 1 if bad else 0
+    return bad > 0
 
 
 if __name__ == "__main__":

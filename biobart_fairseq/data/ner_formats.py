@@ -20,7 +20,10 @@ Published formats read here:
 Every reader raises :class:`NerFormatError` naming ``file:line`` (a line of the file, not a
 sentence number) for an entity outside its sentence, an empty or reversed span, a line it
 cannot parse, bytes that are not UTF-8, a ``jsonl`` record without ``entities`` and a file
-with no sentence at all; nothing is half-read.  Writers go through a temporary file renamed
+with no sentence at all; nothing is half-read.  Given a list ``bad``, a reader instead skips
+a bad record (a sentence, a Dai block, a GENIA line) and appends its ``file:line: reason`` to
+``bad``; what makes the whole file unusable (bytes that are not UTF-8, no sentence at all)
+still raises, and a file whose every record is bad gives ``[]``.  Writers go through a temporary file renamed
 at the end, so an error never leaves half a file.
 
 Fragments are kept as written, sorted by start (stable), as BARTNER's loader keeps them: its
@@ -130,31 +133,59 @@ def read_lines(path):
             yield n, text.rstrip("\r\n")
 
 
-def _nonempty(out, path):
-    if not out:
+def _nonempty(out, path, bad=None):
+    if not out and not bad:
         raise NerFormatError(f"{path}: no sentences (empty file)")
     return out
 
 
+def _parsed(parse, stats, bad, *args):
+    """``parse(*args, counts)``; its counts are added to ``stats`` only when it succeeds.  A
+    NerFormatError is raised when ``bad`` is None, else appended to ``bad`` (-> None)."""
+    counts = {}
+    try:
+        result = parse(*args, counts)
+    except NerFormatError as e:
+        if bad is None:
+            raise
+        bad.append(str(e))
+        return None
+    if stats is not None:
+        for key, n in counts.items():
+            stats[key] = stats.get(key, 0) + n
+    return result
+
+
+def _json_lines(path, parse, stats, bad):
+    """``parse(object, "file:line", counts)`` -> sentences, for every non-blank line of ``path``."""
+    out, numbers = [], []
+    for n, line in read_lines(path):
+        if line.strip():
+            sents = _parsed(_parse_json_line, stats, bad, parse, line, f"{path}:{n}")
+            out.extend(sents or [])
+            numbers.extend([n] * len(sents or []))
+    return _nonempty(out, path, bad), numbers
+
+
+def _parse_json_line(parse, line, where, counts):
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise NerFormatError(f"{where}: not valid JSON ({e.msg})") from None
+    return parse(obj, where, counts)
+
+
 # ---------------------------------------------------------------------------- readers
 
-def read_jsonl(path, stats=None, line_numbers=None):
+def read_jsonl(path, stats=None, line_numbers=None, bad=None):
     """Canonical JSONL -> list of sentences (validated).
 
     ``line_numbers`` (a list) receives the file line of every sentence, for later messages.
     """
-    out = []
-    for n, line in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            sent = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise NerFormatError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-        out.append(check_sentence(sent, f"{path}:{n}", stats))
-        if line_numbers is not None:
-            line_numbers.append(n)
-    return _nonempty(out, path)
+    out, numbers = _json_lines(path, lambda obj, where, counts: [check_sentence(obj, where, counts)], stats, bad)
+    if line_numbers is not None:
+        line_numbers.extend(numbers)
+    return out
 
 
 def _dai_entities(text, n_tokens, where):
@@ -200,26 +231,51 @@ def dai_tokens(line, where):
     return tokens
 
 
-def read_dai(path, stats=None):
+def read_dai(path, stats=None, bad=None):
     """Dai et al. (2020) 3-line blocks -> canonical sentences."""
     lines = [text for _, text in read_lines(path)]
     while lines and lines[-1] == "":
         lines.pop()  # the final newline(s)
     out, i = [], 0
     while i < len(lines):
-        if not lines[i].strip():
-            raise NerFormatError(f"{path}:{i + 1}: expected a sentence line, got a blank line")
-        tokens = dai_tokens(lines[i], f"{path}:{i + 1}")
-        if i + 1 >= len(lines):
-            raise NerFormatError(f"{path}:{i + 1}: sentence without its entity line (file ends)")
-        ann = lines[i + 1].strip()
-        where = f"{path}:{i + 2}"
-        entities = _dai_entities(ann, len(tokens), where) if ann else []
-        if i + 2 < len(lines) and lines[i + 2].strip():
-            raise NerFormatError(f"{path}:{i + 3}: expected a blank line after the entity line, got {lines[i + 2][:60]!r}")
-        out.append(check_sentence({"tokens": tokens, "entities": entities}, where, stats))
-        i += 3
-    return _nonempty(out, path)
+        sent = _parsed(_dai_block, stats, bad, lines, i, path)
+        if sent is not None:
+            out.append(sent)
+            i += 3
+        else:
+            i = _next_dai_block(lines, i)
+    return _nonempty(out, path, bad)
+
+
+def _dai_block(lines, i, path, counts):
+    """The sentence of the block at line index ``i``: sentence, entity line, blank line."""
+    if not lines[i].strip():
+        raise NerFormatError(f"{path}:{i + 1}: expected a sentence line, got a blank line")
+    tokens = dai_tokens(lines[i], f"{path}:{i + 1}")
+    if i + 1 >= len(lines):
+        raise NerFormatError(f"{path}:{i + 1}: sentence without its entity line (file ends)")
+    ann = lines[i + 1].strip()
+    where = f"{path}:{i + 2}"
+    entities = _dai_entities(ann, len(tokens), where) if ann else []
+    if i + 2 < len(lines) and lines[i + 2].strip():
+        raise NerFormatError(f"{path}:{i + 3}: expected a blank line after the entity line, got {lines[i + 2][:60]!r}")
+    return check_sentence({"tokens": tokens, "entities": entities}, where, counts)
+
+
+def _next_dai_block(lines, i):
+    """Where reading goes on after a bad block at ``i``: past stray blank lines; after a block
+    whose layout is right, the next block; else after the next blank line (an entity line may
+    be blank, so a broken block can only be skipped up to where a blank line must end it)."""
+    if not lines[i].strip():
+        while i < len(lines) and not lines[i].strip():
+            i += 1
+        return i
+    if i + 2 >= len(lines) or not lines[i + 2].strip():
+        return i + 3
+    j = i + 2
+    while j < len(lines) and lines[j].strip():
+        j += 1
+    return j + 1
 
 
 def genia_coarse_type(fine):
@@ -247,7 +303,7 @@ def _genia_sentence_form(doc, where, stats):
             raise NerFormatError(f"{where}: entity mention {m!r} lacks start/end/entity_type") from None
         coarse = genia_coarse_type(t)
         if coarse is None:
-            stats["dropped_types"] += 1
+            stats["dropped_types"] = stats.get("dropped_types", 0) + 1
             continue
         sent["entities"].append({"type": coarse, "spans": [[s, e]]})
     return [check_sentence(sent, where, stats)]
@@ -265,48 +321,41 @@ def _genia_document_form(doc, where, stats):
             s, e, t = item
             coarse = genia_coarse_type(t)
             if coarse is None:
-                stats["dropped_types"] += 1
+                stats["dropped_types"] = stats.get("dropped_types", 0) + 1
                 continue
             ents.append({"type": coarse, "spans": [[s, e + 1 if isinstance(e, int) else e]]})
         out.append(check_sentence({"tokens": tokens, "entities": ents}, where, stats))
     return out
 
 
-def read_genia(path, stats=None):
+def read_genia(path, stats=None, bad=None):
     """GENIA JSON lines (sentence form or BARTNER's document form) -> canonical sentences.
 
     ``stats`` (a dict) receives ``dropped_types``: entities whose type is not one of the 5.
     """
     stats = stats if stats is not None else {}
     stats.setdefault("dropped_types", 0)
-    out = []
-    for n, line in read_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise NerFormatError(f"{where}: not valid JSON ({e.msg})") from e
-        if not isinstance(doc, dict):
-            raise NerFormatError(f"{where}: expected a JSON object")
-        if "tokens" in doc and "entity_mentions" in doc:
-            out.extend(_genia_sentence_form(doc, where, stats))
-        elif "sentences" in doc and "ners" in doc:
-            out.extend(_genia_document_form(doc, where, stats))
-        else:
-            raise NerFormatError(
-                f"{where}: unknown GENIA line: expected keys tokens+entity_mentions or sentences+ners, got {sorted(doc)}")
-    return _nonempty(out, path)
+    return _json_lines(path, _genia_line, stats, bad)[0]
+
+
+def _genia_line(doc, where, counts):
+    if not isinstance(doc, dict):
+        raise NerFormatError(f"{where}: expected a JSON object")
+    if "tokens" in doc and "entity_mentions" in doc:
+        return _genia_sentence_form(doc, where, counts)
+    if "sentences" in doc and "ners" in doc:
+        return _genia_document_form(doc, where, counts)
+    raise NerFormatError(
+        f"{where}: unknown GENIA line: expected keys tokens+entity_mentions or sentences+ners, got {sorted(doc)}")
 
 
 READERS = {"jsonl": read_jsonl, "dai": read_dai, "genia": read_genia}
 
 
-def read(path, fmt, stats=None):
+def read(path, fmt, stats=None, bad=None):
     if fmt not in READERS:
         raise ValueError(f"unknown NER format {fmt!r}; choose from {sorted(READERS)}")
-    return READERS[fmt](path, stats)
+    return READERS[fmt](path, stats, bad=bad)
 
 
 # ---------------------------------------------------------------------------- writers
