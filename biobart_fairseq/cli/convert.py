@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+from .. import errors
+
 PROG = "biobart-convert"
 
 
@@ -54,8 +56,7 @@ def main(argv=None):
             info = fairseq_to_hf(args.checkpoint, args.data_dir, args.out_dir)
             print(f"wrote HF model to {args.out_dir} ({info['rows']} rows, {info['vocab']} vocabulary entries)")
     except (ConversionError, FileNotFoundError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return errors.fail(PROG, str(e))
     return 0
 
 

@@ -20,6 +20,8 @@ import time
 
 from tqdm import tqdm
 
+from .. import errors
+
 from ..metrics.recall_at_k import average_folds, recall_at_k
 
 PROG = "biobart-el-eval"
@@ -152,32 +154,41 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.average:
-        results = []
-        for f in args.average:
-            try:
-                with open(f, encoding="utf-8") as fh:
-                    results.append(json.load(fh))
-            except (OSError, ValueError) as e:  # missing, not UTF-8, not JSON
-                print(f"{PROG}: error: {f}: {e}", file=sys.stderr)
-                return 2
-        mean = average_folds(results)
-        print(json.dumps(mean))
-        return 0
+        return average(args.average)
     if not args.data or not args.path:
-        print(f"{PROG}: error: DATA and --path are required (or --average)", file=sys.stderr)
-        return 2
+        return errors.fail(PROG, "DATA and --path are required (or --average)")
     for f in (args.path, os.path.join(args.data, "kb_names.tsv"), os.path.join(args.data, f"{args.split}.meta.jsonl")):
         if not os.path.isfile(f):
-            print(f"{PROG}: error: {f}: no such file", file=sys.stderr)
-            return 2
+            return errors.fail(PROG, errors.missing(f))
     from ..data.el_formats import UnusableInput
 
     try:  # read the small inputs first: a bad one stops before the model is loaded
         meta = read_meta(os.path.join(args.data, f"{args.split}.meta.jsonl"))
         kb_names = read_kb_names(os.path.join(args.data, "kb_names.tsv"))
     except (ValueError, UnusableInput) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return errors.fail(PROG, str(e))
+    loaded = load_checked(args)
+    if isinstance(loaded, str):
+        return errors.fail(PROG, loaded)
+    evaluate(args, *loaded, meta, kb_names)
+    return 0
+
+
+def average(paths):
+    """``--average``: print the mean of results files (e.g. AskAPatient's 10 folds)."""
+    results = []
+    for f in paths:
+        try:
+            with open(f, encoding="utf-8") as fh:
+                results.append(json.load(fh))
+        except (OSError, ValueError) as e:  # missing, not UTF-8, not JSON
+            return errors.fail(PROG, f"{f}: {e}")
+    print(json.dumps(average_folds(results)))
+    return 0
+
+
+def load_checked(args):
+    """-> (models, task) of ``--path``, or the reason it is no entity-linking model for DATA."""
     if args.threads > 0:
         import torch  # here, not at the top: --help and argument errors start without it
 
@@ -187,13 +198,16 @@ def main(argv=None):
     except RuntimeError as e:  # e.g. a dialogue model: its embeddings do not fit this folder's dictionary
         if "size mismatch" not in str(e) and "state_dict" not in str(e):
             raise
-        print(f"{PROG}: error: {args.path}: not a model for {args.data} (its weights do not fit this folder's "
-              "dictionary; give a checkpoint fine-tuned on it with --task biomed_entity_linking)", file=sys.stderr)
-        return 2
+        return (f"{args.path}: not a model for {args.data} (its weights do not fit this folder's "
+                "dictionary; give a checkpoint fine-tuned on it with --task biomed_entity_linking)")
     if type(task).__name__ != "EntityLinkingTask":
-        print(f"{PROG}: error: {args.path}: trained with --task {task.cfg._name if hasattr(task.cfg, '_name') else '?'}, "
-              "not biomed_entity_linking", file=sys.stderr)
-        return 2
+        return (f"{args.path}: trained with --task {task.cfg._name if hasattr(task.cfg, '_name') else '?'}, "
+                "not biomed_entity_linking")
+    return models, task
+
+
+def evaluate(args, models, task, meta, kb_names):
+    """Decode the split, score it, write the results (and ``--predictions``) and print them."""
     t0 = time.perf_counter()
     ranked = decode(task, models, args.split, args.beam, args.batch_size, args.max_tokens, args.lenpen)
     secs = time.perf_counter() - t0
@@ -206,7 +220,6 @@ def main(argv=None):
     with open(args.results or os.path.join(args.data, f"results.{args.split}.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res))
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+from .. import errors
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
@@ -29,8 +31,7 @@ def main(argv=None):
     args = parse_args(argv)
     bad = [s for s in args.sentences if "<mask>" not in s]
     if bad:
-        print(f"biobart-fill-mask: error: no <mask> in: {bad[0]!r}", file=sys.stderr)
-        return 2
+        return errors.fail("biobart-fill-mask", f"no <mask> in: {bad[0]!r}")
     from biobart_fairseq import from_pretrained
 
     try:
@@ -38,8 +39,7 @@ def main(argv=None):
             os.path.dirname(os.path.abspath(args.checkpoint)), os.path.basename(args.checkpoint), data_dir=args.data
         )
     except (FileNotFoundError, ValueError) as e:
-        print(f"biobart-fill-mask: error: {e}", file=sys.stderr)
-        return 2
+        return errors.fail("biobart-fill-mask", str(e))
     from biobart_fairseq.data.sentences import split_sentences
 
     results = hub.fill_mask(args.sentences, topk=args.topk, beam=args.beam or max(args.topk, 1))

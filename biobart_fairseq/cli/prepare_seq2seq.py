@@ -110,8 +110,7 @@ def prepare(args):
             kwargs["seed"] = args.seed
         splits = R.READERS[args.dataset](inputs, problems, **kwargs)
     except (ValueError, OSError) as e:
-        print(f"biobart-prepare-seq2seq: error: {e}", file=sys.stderr)
-        return 2
+        return E.fail("biobart-prepare-seq2seq", str(e))
     os.makedirs(args.out_dir, exist_ok=True)
     fmt = R.escape_newlines if args.newlines == "escape" else (lambda t: t.replace("\n", " "))
     counts = {}

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from .. import errors
 from ..data.seq2seq_readers import unescape_newlines
 from ..errors import os_error
 
@@ -151,8 +152,7 @@ def main(argv=None):
     try:
         hyps, scores = _score(args)
     except (ValueError, OSError) as e:
-        print(f"biobart-score: error: {e}", file=sys.stderr)
-        return 2
+        return errors.fail("biobart-score", str(e))
     empty = sum(1 for h in hyps if not h.strip())
     if empty:
         print(f"biobart-score: warning: {empty} empty hypothesis line(s) in {args.hyp}", file=sys.stderr)
