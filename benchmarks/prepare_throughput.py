@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from biobart_fairseq.cli import prepare_pubmed
+from biobart_fairseq.data import pubmed_prepare
 from biobart_fairseq.data.pubmed_xml import PubmedXMLReader
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/pubmed_xml"
@@ -107,11 +108,11 @@ def resolution_bytes_per_record(records: int) -> float:
     pmids = rng.permutation(records).astype(np.int64) + 1
     repeats = rng.choice(records, records // 10, replace=False)
     pmids[repeats] = pmids[rng.choice(records, len(repeats))]
-    kinds = np.where(rng.random(records) < 0.01, prepare_pubmed._DELETION, prepare_pubmed._ABSTRACT).astype(np.int8)
+    kinds = np.where(rng.random(records) < 0.01, pubmed_prepare._DELETION, pubmed_prepare._ABSTRACT).astype(np.int8)
     tracemalloc.start()
     codes = pmids.copy()  # what _global_codes hands over
     kinds_copy = kinds.copy()
-    write, _, _ = prepare_pubmed._winning_records(codes, kinds_copy)
+    write, _, _ = pubmed_prepare._winning_records(codes, kinds_copy)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak / records

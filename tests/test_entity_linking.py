@@ -117,7 +117,7 @@ def test_cometa_and_askapatient_readers(tmp_path):
 
 
 def test_source_window_markers_and_prefix():
-    from biobart_fairseq.cli.prepare_el import make_prefix, make_source
+    from biobart_fairseq.data.el_prepare import make_prefix, make_source
 
     words = [f"w{i}" for i in range(20)]
     text = " ".join(words[:10]) + " Copper Toxicosis " + " ".join(words[10:])
