@@ -125,3 +125,37 @@ def test_prepare_ner_trains_sentencepiece_then_reuses_it(tmp_path, capsys):
                              "--bpe", "sentencepiece", "--spm-model", str(tmp_path / "a" / "spm.model")]) == 0
     assert (tmp_path / "b" / "spm.model").read_bytes() == (tmp_path / "a" / "spm.model").read_bytes()
     assert "training sentencepiece" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad records: one form
+
+
+def test_bad_records_one_form_cap_and_status(capsys):
+    from biobart_fairseq.errors import EXIT_BAD_RECORDS, EXIT_OK, BadRecords
+
+    bad = BadRecords("biobart-x", shown=2)
+    assert bad.status() == EXIT_OK and len(bad) == 0
+    bad.report("out/report.json")
+    assert capsys.readouterr().err == ""  # nothing bad: nothing said
+    bad.add("a.txt", 7, "no text")
+    bad.add("b.xlsx", "row 12", "empty target")
+    bad.add("c.xml", None, "file is empty")
+    bad.add_located("d.jsonl:3: not valid JSON")
+    assert bad.to_json() == ["a.txt:7: no text", "b.xlsx:row 12: empty target", "c.xml: file is empty",
+                             "d.jsonl:3: not valid JSON"]
+    bad.report("out/report.json")
+    assert capsys.readouterr().err.splitlines() == [
+        "biobart-x: skipped a.txt:7: no text",
+        "biobart-x: skipped b.xlsx:row 12: empty target",
+        "biobart-x: 4 bad record(s) skipped, the first 2 shown (all in out/report.json)",
+    ]
+    assert len(bad) == 4 and bad.status() == EXIT_BAD_RECORDS == 3
+
+
+def test_bad_records_all_shown_under_the_cap(capsys):
+    from biobart_fairseq.errors import BadRecords
+
+    bad = BadRecords("p")
+    bad.add("f", 1, "r")
+    bad.report()
+    assert capsys.readouterr().err.splitlines() == ["p: skipped f:1: r", "p: 1 bad record(s) skipped"]

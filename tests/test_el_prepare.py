@@ -301,3 +301,24 @@ def test_jsonl_rerun_keeps_the_dictionary_each_train_mention_uses(tmp_path):
     train = splits[""]["train"]  # train + dev: the dev mention's target comes from the dev dictionary
     assert [(m.mention, ctx.origin[id(m)]) for m in train] == [("Gout", "train"), ("Rickets", "dev")]
     assert args.genbioel_dataset == "ncbi" and ctx.synonyms["test"] == [["D1", "gout"], ["D2", "rickets"]]
+
+
+def test_prepare_el_reports_a_bad_record_as_file_line(tmp_path, capsys):
+    """A bad annotation line is skipped and named ``PROG: skipped FILE:LINE: reason`` (the file
+    line, found here by searching the text), listed in report.json; exit 3."""
+    corpus = tmp_path / "ncbi"
+    corpus.mkdir()
+    for name, pmid in (("trainset", 1), ("developset", 2), ("testset", 3)):
+        (corpus / f"NCBI{name}_corpus.txt").write_text(
+            f"{pmid}|t|Gout.\n{pmid}|a|\n{pmid}\t0\t4\tGout\tSpecificDisease\tD{pmid}\n\n")
+    test = corpus / "NCBItestset_corpus.txt"
+    text = test.read_text() + "4|t|Gout again.\n4|a|\n4\tzero\t4\tGout\tSpecificDisease\tD1\n\n"
+    test.write_text(text)
+    line = text.splitlines().index("4\tzero\t4\tGout\tSpecificDisease\tD1") + 1
+    out = tmp_path / "out"
+    assert prepare_el.main(["--dataset", "ncbi", "--input", str(corpus), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    expected = f"{test}:{line}: offsets 'zero', '4' are not integers"
+    assert f"biobart-prepare-el: skipped {expected}\n" in err
+    assert f"biobart-prepare-el: 1 bad record(s) skipped (all in {out / 'report.json'})" in err
+    assert json.loads((out / "report.json").read_text())["bad_records"] == [expected]

@@ -189,7 +189,10 @@ def write_report(args, report, ctx):
     report["counts"].update(sorted(ctx.counts.items()))
     report["repeated_documents"] = [str(b) for b in notes if isinstance(b, F.RepeatedDocument)]
     report["no_concept_mentions"] = [str(b) for b in no_concept]
-    report["bad_records"] = [str(b) for b in bad]
+    records = errors.BadRecords(PROG)
+    for b in bad:
+        records.add(b.path, b.line, b.reason)
+    report["bad_records"] = records.to_json()
     with open(os.path.join(args.out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     log("mentions: " + ", ".join(f"{k} {v}" for k, v in report["mentions"].items()))
@@ -198,12 +201,9 @@ def write_report(args, report, ctx):
     if any(k.endswith("no_concept") for k in ctx.counts):
         n = sum(v for k, v in ctx.counts.items() if k.endswith("no_concept"))
         log(f"note: {n} mentions without a concept (id -1) left out (counted in report.json)")
-    for b in bad[:20]:
-        log(f"skipped {b}")
-    if bad:
-        log(f"{len(bad)} bad records skipped (all in {os.path.join(args.out_dir, 'report.json')})")
-        return errors.EXIT_BAD_RECORDS
-    return errors.EXIT_OK
+    # the report is named where it ends up, not in the staging folder it is written in
+    records.report(os.path.join(getattr(args, "final_out_dir", None) or args.out_dir, "report.json"))
+    return records.status()
 
 
 if __name__ == "__main__":
