@@ -85,10 +85,15 @@ class BadRecords:
     def to_json(self):
         return list(self.items)
 
-    def report(self, report_path=None):
-        """Print the records on stderr (at most ``shown``) and the closing count line."""
+    def show(self):
+        """Print the records on stderr, at most ``shown`` (also before an exit 2, so that the
+        message "no usable record" can point to them)."""
         for item in self.items[: self.shown]:
             print(f"{self.prog}: skipped {item}", file=sys.stderr)
+
+    def report(self, report_path=None):
+        """:meth:`show`, then the closing count line."""
+        self.show()
         if not self.items:
             return
         more = f", the first {self.shown} shown" if len(self.items) > self.shown else ""

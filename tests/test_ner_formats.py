@@ -133,7 +133,11 @@ def test_prepare_skips_bad_records_and_exits_3(tmp_path, capsys):
     capsys.readouterr()
     assert prepare_ner.main(["--format", "genia", "--input", str(src), "-o", str(out)]) == 3
     err = capsys.readouterr().err
-    assert f"{src}:2: not valid JSON" in err and f"{src}:3: entity 0" in err and "outside the sentence" in err
+    text = src.read_text(encoding="utf-8").splitlines()
+    cut, past = text.index(lines[1][:40]) + 1, text.index(json.dumps(broken)) + 1  # file lines, found apart
+    assert f"biobart-prepare-ner: skipped {src}:{cut}: not valid JSON" in err
+    assert f"biobart-prepare-ner: skipped {src}:{past}: entity 0" in err and "outside the sentence" in err
+    assert f"biobart-prepare-ner: 2 bad record(s) skipped (all in {out / 'report.json'})" in err
     written = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
     assert [s["tokens"] for s in written] == [json.loads(line)["tokens"] for line in (lines[0], lines[2], lines[3])]
     report = json.loads((out / "report.json").read_text())

@@ -148,27 +148,28 @@ def main(argv=None):
 
 def prepare(args):
     # everything is read and checked first: an unusable input stops the run before anything is written
+    records = errors.BadRecords(PROG)
     try:
-        data, stats, bad = read_inputs(args)
+        data, stats, bad = read_inputs(args, records)
         info, dict_src = checked_bpe_files(args)
         os.makedirs(args.out_dir, exist_ok=True)
         types = entity_types(args.out_dir, data)
         install_bpe(args, info, dict_src, data)
     except Unusable as e:
+        records.show()  # the bad records the message may point to
         return errors.fail(PROG, str(e))
     write_outputs(args, data, stats, types)
-    write_report(args, data, bad)
+    write_report(args, data, bad, records)
     not_round_trip = args.check and check(args, data, stats, types)
-    n_bad = sum(len(b) for b in bad.values())
-    if n_bad:
-        say(f"{n_bad} bad record(s) skipped (all in {os.path.join(args.final_out_dir, 'report.json')})")
-        return errors.EXIT_BAD_RECORDS
+    records.report(os.path.join(args.final_out_dir, "report.json"))
+    if records:
+        return records.status()
     return 1 if not_round_trip else errors.EXIT_OK
 
 
-def read_inputs(args):
+def read_inputs(args, records):
     """-> ({stem: sentences}, {stem: reader counts}, {stem: bad records}); each bad record is
-    named on stderr.  Unusable: a missing file, a repeated stem, an unusable file."""
+    also added to ``records``.  Unusable: a missing file, a repeated stem, an unusable file."""
     data, stats, bad = {}, {}, {}
     for path in args.input:
         if not os.path.isfile(path):
@@ -182,7 +183,7 @@ def read_inputs(args):
         except NerFormatError as e:
             raise Unusable(str(e)) from None
         for record in bad[stem]:
-            print(f"{PROG}: skipped {record}", file=sys.stderr)
+            records.add_located(record)  # the readers write "FILE:LINE: reason"
         if not data[stem]:
             raise Unusable(f"{path}: no usable sentence ({len(bad[stem])} bad record(s), named above)")
     return data, stats, bad
@@ -253,11 +254,11 @@ def write_outputs(args, data, stats, types):
         {"types": types, "target_type": args.target_type, "format": args.format}, indent=2) + "\n")
 
 
-def write_report(args, data, bad):
+def write_report(args, data, bad, records):
     """``OUT/report.json``: per input, the sentences written and the bad records skipped."""
     report = {"format": args.format, "inputs": {stem: {"sentences": len(sents), "bad_records": len(bad[stem])}
                                                 for stem, sents in data.items()},
-              "bad_records": [record for stem in data for record in bad[stem]]}
+              "bad_records": records.to_json()}
     atomic_write_text(os.path.join(args.out_dir, "report.json"), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
