@@ -131,8 +131,7 @@ def test_mediqa_mas_train_from_mediqa_ans_sample(tmp_path):
     rc, out, stats = prepare(tmp_path, "mediqa_mas", ans, MAS)
     # 3 answers x (section, page) = 6, minus the answer without a page: reported, not silent
     assert rc == 3 and stats["counts"]["train"] == 5 and stats["skipped"] == 1
-    assert stats["problems"][0]["position"] == "question 1 answer 1_Answer2"
-    assert "article" in stats["problems"][0]["reason"]
+    assert stats["bad_records"] == [f'{ans}:question "1" answer "1_Answer2": missing question or article']
 
 
 # --- hand-written samples (datasets we do not hold) --------------------------------------------------
@@ -144,15 +143,19 @@ def test_meqsum_sample_split_and_bad_row(tmp_path):
     rc, out, stats = prepare(tmp_path, "meqsum", path)
     assert rc == 3
     assert stats["counts"] == {"train": 500, "test": 500}  # Table 1: 500 / - / 500
-    assert stats["problems"] == [{"file": str(path), "position": "row 9", "reason": "empty target"}]
+    assert stats["bad_records"] == [f"{path}:row 9: empty target"]  # a spreadsheet: its row, not a line
     assert not (out / "valid.source").exists()
 
 
 def test_icliniq_sample(tmp_path, capsys):
     rc, out, stats = prepare(tmp_path, "icliniq", SAMPLES / "icliniq")
     assert rc == 3 and stats["skipped"] == 1
-    assert stats["problems"][0]["position"].startswith("id=11") and stats["problems"][0]["reason"] == "no Dialogue section"
-    assert "skipped" in capsys.readouterr().err
+    path = SAMPLES / "icliniq" / "icliniq_sample.txt"
+    line = path.read_text(encoding="utf-8").splitlines().index("id=11") + 1  # the dialogue's id= line
+    assert stats["bad_records"] == [f"{path}:{line}: dialogue id=11: no Dialogue section"]
+    err = capsys.readouterr().err
+    assert f"biobart-prepare-seq2seq: skipped {path}:{line}: dialogue id=11: no Dialogue section\n" in err
+    assert f"biobart-prepare-seq2seq: 1 bad record(s) skipped (all in {out / 'stats.json'})" in err
     assert sum(stats["counts"].values()) == 10
     tgts = sum((lines(out / f"{s}.target") for s in R.SPLITS), [])
     assert all(t.startswith("What causes ") for t in tgts)  # "Q. " removed
@@ -162,7 +165,7 @@ def test_icliniq_sample(tmp_path, capsys):
 
 def test_healthcaremagic_sample_folder(tmp_path):
     rc, out, stats = prepare(tmp_path, "healthcaremagic", SAMPLES / "healthcaremagic", extra=["--newlines", "space"])
-    assert rc == 3 and stats["skipped"] == 1 and stats["problems"][0]["reason"] == "empty target"
+    assert rc == 3 and stats["skipped"] == 1 and stats["bad_records"][0].endswith(": empty target")
     assert stats["counts"] == {"train": 8, "valid": 1, "test": 1}  # Table 1's shares of 10
     assert not any("\\n" in x for s in R.SPLITS for x in lines(out / f"{s}.source"))
 
@@ -172,7 +175,8 @@ def test_mediqa_ans_sample(tmp_path):
     assert rc == 3
     assert stats["counts"] == {"train": 5, "valid": 3, "test": 2}  # test: pages; the page-less answer skipped
     assert lines(out / "train.target")[0] == "Rest and fluids help most cases of headache after exercise."
-    assert {p["position"] for p in stats["problems"]} == {"record 5", "question 1 answer 1_Answer2"}
+    assert [b.split(": ")[0].rsplit(".json:", 1)[1] for b in stats["bad_records"]] == [
+        'record "5"', 'question "1" answer "1_Answer2"']  # JSON: the record's key, no line
     rc, out2, stats = prepare(tmp_path / "sec", "mediqa_ans", SAMPLES / "mediqa_ans", extra=["--ans-test-source", "section"])
     assert stats["counts"]["test"] == 3
     assert lines(out2 / "test.source")[0] == "What helps a persistent dry cough?\\nHoney and warm drinks soothe a cough."

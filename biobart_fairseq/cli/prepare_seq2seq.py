@@ -4,8 +4,9 @@ Writes ``OUT/{train,valid,test}.{source,target}`` (one example per line, whitesp
 normalised; a newline inside an example is written as the two characters ``\\n`` and a
 backslash as ``\\\\`` -- ``biobart_fairseq.data.seq2seq_readers.unescape_newlines`` undoes it,
 and ``biobart-score`` does so by default) and ``OUT/stats.json``.  Records that cannot be used
-(missing fields, empty text) are reported with file and position and skipped; the exit status
-is then 3 ("written, but some input had errors"), as for ``biobart-prepare-pubmed``.
+(missing fields, empty text) are skipped, counted and reported as ``FILE:LINE: reason``
+(``FILE:row 12`` in a spreadsheet, a JSON record by its key; biobart_fairseq/errors.py) on
+stderr and in stats.json; the exit status is then 3, as for the other preparation commands.
 """
 
 import argparse
@@ -14,11 +15,11 @@ import os
 import sys
 import time
 
-from tqdm import tqdm
-
 from .. import errors as E
 from ..data import seq2seq_readers as R
 from ..data.atomic import run_staged
+
+PROG = "biobart-prepare-seq2seq"
 
 EXPECTED = {
     "covid_dialog": "COVID-Dialogue-Dataset-English.txt (github.com/UCSD-AI4H/COVID-Dialogue)",
@@ -36,7 +37,7 @@ EXPECTED = {
 def parse_args(argv):
     p = argparse.ArgumentParser(
         allow_abbrev=False,
-        prog="biobart-prepare-seq2seq",
+        prog=PROG,
         description="Turn a BioBART fine-tuning dataset, in the format its authors publish it, into "
         "{train,valid,test}.{source,target} + stats.json for biobart-binarize-seq2seq.",
         epilog="Expected inputs per dataset:\n" + "\n".join(f"  {k}: {v}" for k, v in EXPECTED.items()),
@@ -97,40 +98,34 @@ def collect_inputs(dataset, specs, mas_summary):
 
 def main(argv=None):
     # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
-    return run_staged("biobart-prepare-seq2seq", parse_args(argv), prepare, ("stats.json",))
+    return run_staged(PROG, parse_args(argv), prepare, ("stats.json",))
 
 
 def prepare(args):
     t0 = time.time()
+    problems = R.Problems(PROG, shown=args.max_problems_shown)
     try:
         inputs = collect_inputs(args.dataset, args.input, args.mas_summary)
-        problems = R.Problems()
-        kwargs = {"ans_test_source": args.ans_test_source}
-        if args.seed is not None:
-            kwargs["seed"] = args.seed
-        splits = R.READERS[args.dataset](inputs, problems, **kwargs)
+        splits = read_splits(args, inputs, problems)
     except (ValueError, OSError) as e:
-        return E.fail("biobart-prepare-seq2seq", str(e))
+        return E.fail(PROG, str(e))
     os.makedirs(args.out_dir, exist_ok=True)
-    fmt = R.escape_newlines if args.newlines == "escape" else (lambda t: t.replace("\n", " "))
-    counts = {}
-    for split in R.SPLITS:
-        examples = splits.get(split)
-        if examples is None:
-            for side in ("source", "target"):  # never leave a stale split from an earlier run
-                stale = os.path.join(args.out_dir, f"{split}.{side}")
-                if os.path.exists(stale):
-                    os.remove(stale)
-            continue
-        if args.limit is not None:
-            examples = examples[: args.limit]
-        with open(os.path.join(args.out_dir, f"{split}.source"), "w", encoding="utf-8") as fs, \
-                open(os.path.join(args.out_dir, f"{split}.target"), "w", encoding="utf-8") as ft:
-            for ex in tqdm(examples, desc=f"write {split}", unit="ex", file=sys.stderr, disable=len(examples) < 5000):
-                fs.write(fmt(ex.source) + "\n")
-                ft.write(fmt(ex.target) + "\n")
-        counts[split] = len(examples)
+    counts = R.write_splits(args.out_dir, splits, args.newlines, args.limit)
+    stats = write_stats(args, inputs, counts, problems)
+    summarise(args, stats, problems, time.time() - t0)
+    return problems.status()
 
+
+def read_splits(args, inputs, problems):
+    """{split: [Example]} by the dataset's reader; its bad records go to ``problems``."""
+    kwargs = {"ans_test_source": args.ans_test_source}
+    if args.seed is not None:
+        kwargs["seed"] = args.seed
+    return R.READERS[args.dataset](inputs, problems, **kwargs)
+
+
+def write_stats(args, inputs, counts, problems):
+    """``OUT/stats.json``: inputs, counts against Table 1, bad records and filters."""
     table = R.TABLE1[args.dataset]
     stats = {
         "dataset": args.dataset,
@@ -139,30 +134,30 @@ def prepare(args):
         "table1": dict(zip(R.SPLITS, table)),
         "missing_splits": [s for s, n in zip(R.SPLITS, table) if n is not None and s not in counts],
         "newlines": args.newlines,
-        "skipped": len(problems.items),
+        "skipped": len(problems),
         "filtered": problems.filtered,
-        "problems": [{"file": f, "position": pos, "reason": why} for f, pos, why in problems.items],
+        "bad_records": problems.to_json(),
     }
     with open(os.path.join(args.out_dir, "stats.json"), "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=2)
+    return stats
 
-    for f, pos, why in problems.items[: args.max_problems_shown]:
-        print(f"biobart-prepare-seq2seq: skipped {f}: {pos}: {why}", file=sys.stderr)
-    if len(problems.items) > args.max_problems_shown:
-        print(f"biobart-prepare-seq2seq: ... {len(problems.items) - args.max_problems_shown} more in stats.json", file=sys.stderr)
+
+def summarise(args, stats, problems, seconds):
+    """Counts against Table 1, filters, then the bad records (errors.BadRecords' one form)."""
+    def say(msg):
+        print(f"[prepare-seq2seq] {msg}", file=sys.stderr)
+
     for why, n in problems.filtered.items():
-        print(f"[prepare-seq2seq] filtered {n}: {why}", file=sys.stderr)
+        say(f"filtered {n}: {why}")
     for split in R.SPLITS:
-        paper = stats["table1"][split]
-        got = counts.get(split, "-")
+        paper, got = stats["table1"][split], stats["counts"].get(split, "-")
         note = "" if paper is None or got == paper else f"   (Table 1: {paper})"
-        print(f"[prepare-seq2seq] {args.dataset} {split}: {got}{note}", file=sys.stderr)
+        say(f"{args.dataset} {split}: {got}{note}")
     if stats["missing_splits"]:
-        print(f"[prepare-seq2seq] no input for split(s) {', '.join(stats['missing_splits'])}; expected {EXPECTED[args.dataset]}",
-              file=sys.stderr)
-    print(f"[prepare-seq2seq] wrote {args.final_out_dir} in {time.time() - t0:.1f}s; skipped {len(problems.items)} bad record(s)",
-          file=sys.stderr)
-    return E.EXIT_BAD_RECORDS if problems.items else E.EXIT_OK
+        say(f"no input for split(s) {', '.join(stats['missing_splits'])}; expected {EXPECTED[args.dataset]}")
+    say(f"wrote {args.final_out_dir} in {seconds:.1f}s")
+    problems.report(os.path.join(args.final_out_dir, "stats.json"))
 
 
 if __name__ == "__main__":

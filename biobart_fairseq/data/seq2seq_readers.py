@@ -1,7 +1,11 @@
 """Readers for the paper's seq2seq datasets, each in the format its authors publish it.
 
 Every reader returns ``{split: [Example, ...]}`` and records the records it could not use in a
-:class:`Problems` (file, position, reason) instead of dropping them silently.  Texts keep real
+:class:`Problems` (file, position, reason) instead of dropping them silently.  The position is
+the file line for the line-based text files (MedDialog/CovidDialog: the ``id=`` line of the
+dialogue; MEDIQA 2021 ``qid||text`` files), the spreadsheet row for ``.xlsx`` (``row 12``)
+and the object key for JSON (``record "5"``, ``question "1" answer "1_Answer2"``): the rule of
+:mod:`biobart_fairseq.errors`.  Texts keep real
 newlines here; the CLI decides how to serialise them (see :func:`escape_newlines`).
 
 What forms source and target follows the BioBART paper (§5.2-5.3) and its data scripts:
@@ -25,9 +29,13 @@ import json
 import os
 import random
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from tqdm import tqdm
+
+from ..errors import BadRecords
 from .xlsx import read_xlsx_records
 
 SPLITS = ("train", "valid", "test")
@@ -51,15 +59,13 @@ class Example:
     id: str = ""
 
 
-@dataclass
-class Problems:
-    """Bad records: kept as (file, position, reason) so the CLI can report each one."""
+class Problems(BadRecords):
+    """Bad records (reported in the one form of :class:`biobart_fairseq.errors.BadRecords`)
+    and the records left out by deliberate filters (counted, not errors)."""
 
-    items: List[Tuple[str, str, str]] = field(default_factory=list)
-    filtered: Dict[str, int] = field(default_factory=dict)  # deliberate filters, not errors
-
-    def add(self, path, position, reason):
-        self.items.append((str(path), str(position), reason))
+    def __init__(self, prog="biobart-prepare-seq2seq", shown=20):
+        super().__init__(prog, shown)
+        self.filtered: Dict[str, int] = {}
 
     def filter(self, reason, n=1):
         self.filtered[reason] = self.filtered.get(reason, 0) + n
@@ -85,16 +91,42 @@ def unescape_newlines(text: str) -> str:
     return re.sub(r"\\(\\|n)", lambda m: "\n" if m.group(1) == "n" else "\\", text)
 
 
+def write_splits(out_dir, splits, newlines="escape", limit=None) -> Dict[str, int]:
+    """``OUT/{split}.{source,target}``, one example a line (``newlines``: "escape" with
+    :func:`escape_newlines`, "space" joins the lines); a split absent from ``splits`` has its
+    files of an earlier run removed, never left stale.  -> {split: examples written}."""
+    fmt = escape_newlines if newlines == "escape" else (lambda t: t.replace("\n", " "))
+    counts = {}
+    for split in SPLITS:
+        paths = [os.path.join(out_dir, f"{split}.{side}") for side in ("source", "target")]
+        examples = splits.get(split)
+        if examples is None:
+            for stale in paths:
+                if os.path.exists(stale):
+                    os.remove(stale)
+            continue
+        examples = examples[:limit] if limit is not None else examples
+        with open(paths[0], "w", encoding="utf-8") as fs, open(paths[1], "w", encoding="utf-8") as ft:
+            for ex in tqdm(examples, desc=f"write {split}", unit="ex", file=sys.stderr, disable=len(examples) < 5000):
+                fs.write(fmt(ex.source) + "\n")
+                ft.write(fmt(ex.target) + "\n")
+        counts[split] = len(examples)
+    return counts
+
+
 def strip_sentence_tags(text: str) -> str:
     """Remove the literal ``<s>``/``</s>`` tags the BioASQ/MedInfo summaries carry (as tags:
     ``str.strip('<s>')`` would also eat leading/trailing 's' letters)."""
     return re.sub(r"</?s>", " ", text)
 
 
-def check_pair(ex: Example, problems: Problems, path, position) -> Optional[Example]:
+def check_pair(ex: Example, problems: Problems, path, position, label="") -> Optional[Example]:
+    """``ex`` with clean texts, or None (a problem) when one is empty; ``label`` names the
+    record in the reason where the position does not (a dialogue at its ``id=`` line)."""
     ex.source, ex.target = clean_text(ex.source), clean_text(ex.target)
     if not ex.source or not ex.target:
-        problems.add(path, position, "empty " + ("source" if not ex.source else "target"))
+        reason = "empty " + ("source" if not ex.source else "target")
+        problems.add(path, position, f"{label}: {reason}" if label else reason)
         return None
     return ex
 
@@ -136,7 +168,7 @@ def read_meddialog(path, problems: Problems) -> List[Dialogue]:
         elif cur is not None:
             cur[2].append(raw.replace("\r", " "))
         elif raw.strip():
-            problems.add(path, f"line {lineno}", "text before the first id= line")
+            problems.add(path, lineno, "text before the first id= line")
     out = []
     for did, lineno, body in blocks:
         url, section, desc, turns = "", None, [], []
@@ -157,17 +189,17 @@ def read_meddialog(path, problems: Problems) -> List[Dialogue]:
                 elif turns:
                     turns[-1][1].append(raw)
                 elif s:
-                    problems.add(path, f"id={did} (line {lineno})", "dialogue text before the first speaker")
+                    problems.add(path, lineno, f"dialogue id={did}: dialogue text before the first speaker")
         if section != "dialogue":
-            problems.add(path, f"id={did} (line {lineno})", "no Dialogue section")
+            problems.add(path, lineno, f"dialogue id={did}: no Dialogue section")
             continue
         clean_turns = [(spk, clean_text("\n".join(t))) for spk, t in turns]
         if not clean_turns:
-            problems.add(path, f"id={did} (line {lineno})", "no Patient:/Doctor: turn")
+            problems.add(path, lineno, f"dialogue id={did}: no Patient:/Doctor: turn")
             continue
         empty = [i for i, (_, t) in enumerate(clean_turns) if not t]
         if empty:
-            problems.add(path, f"id={did} (line {lineno})", f"empty utterance (turn {empty[0] + 1})")
+            problems.add(path, lineno, f"dialogue id={did}: empty utterance (turn {empty[0] + 1})")
             continue
         out.append(Dialogue(did, url, clean_text("\n".join(desc)), clean_turns, str(path), lineno))
     return out
@@ -205,7 +237,7 @@ def covid_dialog(inputs, problems: Problems, seed: int = 11111, **_):
                 if spk != "Doctor":
                     continue
                 if k == 0:
-                    problems.add(d.path, f"id={d.id} (line {d.line})", "doctor turn with no history before it")
+                    problems.add(d.path, d.line, f"dialogue id={d.id}: doctor turn with no history before it")
                     continue
                 splits[split].append(Example(format_turns(d.turns[:k]), text, f"{d.id}:{k}"))
     return splits
@@ -220,7 +252,7 @@ def _meddialog_summaries(name):
         for path in inputs["dialogs"]:
             for d in read_meddialog(path, problems):
                 ex = Example(format_turns(d.turns), re.sub(r"^Q\.\s*", "", d.description), d.id)
-                ex = check_pair(ex, problems, d.path, f"id={d.id} (line {d.line})")
+                ex = check_pair(ex, problems, d.path, d.line, f"dialogue id={d.id}")
                 if ex:
                     examples.append(ex)
         order = list(range(len(examples)))
@@ -289,15 +321,15 @@ def _ans_examples(path, problems: Problems, fields=("section", "article")):
     out = []
     for qid, q in data.items():
         if not isinstance(q, dict) or not isinstance(q.get("answers"), dict):
-            problems.add(path, f"question {qid}", "no 'answers' object")
+            problems.add(path, f'question "{qid}"', "no 'answers' object")
             continue
         for aid, ans in q["answers"].items():
             for fld in fields:
                 ex = Example(f"{q.get('question', '')}\n{(ans or {}).get(fld, '')}", (ans or {}).get("answer_abs_summ", ""), f"{aid}:{fld}")
                 if not clean_text(q.get("question")) or not clean_text((ans or {}).get(fld)):
-                    problems.add(path, f"question {qid} answer {aid}", f"missing question or {fld}")
+                    problems.add(path, f'question "{qid}" answer "{aid}"', f"missing question or {fld}")
                     continue
-                ex = check_pair(ex, problems, path, f"question {qid} answer {aid}")
+                ex = check_pair(ex, problems, path, f'question "{qid}" answer "{aid}"')
                 if ex:
                     out.append(ex)
     return out
@@ -311,12 +343,12 @@ def _articles_summary_examples(path, problems: Problems):
     out = []
     for key, rec in data.items():
         if not isinstance(rec, dict):
-            problems.add(path, f"record {key}", "not an object")
+            problems.add(path, f'record "{key}"', "not an object")
             continue
         art = rec.get("articles")
         if isinstance(art, list):
             art = "\n".join(str(a) for a in art)
-        ex = check_pair(Example(art or "", strip_sentence_tags(rec.get("summary") or ""), str(key)), problems, path, f"record {key}")
+        ex = check_pair(Example(art or "", strip_sentence_tags(rec.get("summary") or ""), str(key)), problems, path, f'record "{key}"')
         if ex:
             out.append(ex)
     return out
@@ -335,33 +367,31 @@ def mediqa_ans(inputs, problems: Problems, ans_test_source="article", **_):
     return splits
 
 
-def _read_qid_lines(path, problems: Problems) -> Dict[str, str]:
-    """``qid||text`` per line (MEDIQA 2021 Task 2 question and summary files)."""
+def _read_qid_lines(path, problems: Problems, where=None) -> Dict[str, str]:
+    """``qid||text`` per line (MEDIQA 2021 Task 2 question and summary files); ``where`` (a
+    dict), when given, gets each qid's ``(path, line)`` for later problems with it."""
     out = {}
     with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             if "||" not in line:
-                problems.add(path, f"line {lineno}", "no '||' separator")
+                problems.add(path, lineno, "no '||' separator")
                 continue
             qid, text = line.split("||", 1)
             if not text.strip():
-                problems.add(path, f"line {lineno}", "empty text")
+                problems.add(path, lineno, "empty text")
                 continue
             out[qid.strip()] = text
+            if where is not None:
+                where[qid.strip()] = (path, lineno)
     return out
 
 
-def _mas_split(split, inputs, problems: Problems):
-    questions = {}
-    for p in inputs[f"{split}_questions"]:
-        questions.update(_read_qid_lines(p, problems))
-    summaries = {}
-    for p in inputs[f"{split}_summaries"]:
-        summaries.update(_read_qid_lines(p, problems))
+def _mas_answers(paths, problems: Problems) -> Dict[str, List[str]]:
+    """{question id: [answer, ...]} from the answers workbooks (empty answers are problems)."""
     answers: Dict[str, List[str]] = {}
-    for p in inputs[f"{split}_answers"]:
+    for p in paths:
         header, records = read_xlsx_records(p)
         qcol = next((c for c in ("QuestionID", "question_id") if c in header), None)
         if qcol is None or "Answer" not in header:
@@ -372,16 +402,28 @@ def _mas_split(split, inputs, problems: Problems):
                 problems.add(p, f"row {rec['_row']}", "empty answer")
                 continue
             answers.setdefault(rec[qcol].strip(), []).append(rec["Answer"])
+    return answers
+
+
+def _mas_split(split, inputs, problems: Problems):
+    questions, where = {}, {}  # a problem with a question is named at its line
+    for p in inputs[f"{split}_questions"]:
+        questions.update(_read_qid_lines(p, problems, where))
+    summaries = {}
+    for p in inputs[f"{split}_summaries"]:
+        summaries.update(_read_qid_lines(p, problems))
+    answers = _mas_answers(inputs[f"{split}_answers"], problems)
     out = []
-    qpath = inputs[f"{split}_questions"][0]
     for qid, question in questions.items():
+        path, line = where[qid]
         if qid not in summaries:
-            problems.add(qpath, f"question {qid}", "no reference summary")
+            problems.add(path, line, f"question {qid}: no reference summary")
             continue
         if qid not in answers:
-            problems.add(qpath, f"question {qid}", "no answers in the answers workbook")
+            problems.add(path, line, f"question {qid}: no answers in the answers workbook")
             continue
-        ex = check_pair(Example("\n".join([question] + answers[qid]), summaries[qid], qid), problems, qpath, f"question {qid}")
+        ex = check_pair(Example("\n".join([question] + answers[qid]), summaries[qid], qid), problems, path, line,
+                        f"question {qid}")
         if ex:
             out.append(ex)
     return out
