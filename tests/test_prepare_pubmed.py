@@ -371,9 +371,14 @@ def test_malformed_xml_mid_file(tmp_path, capsys):
     [error] = report(out)["errors"]
     assert error["file"] == str(path)
     assert error["record"] == "record 3, after PMID 2"
-    assert "malformed XML at line" in error["message"]
+    assert error["message"].startswith("malformed XML: ")
+    # the break is in the unclosed <i> of record 3's title: its line, found in the text
+    line = path.read_text().splitlines().index(broken.rstrip("\n")) + 1
+    assert error["line"] == line
     err = capsys.readouterr().err
-    assert str(path) in err and "after PMID 2" in err
+    assert f"biobart-prepare-pubmed: skipped {path}:{line}: malformed XML: " in err
+    assert "(record 3, after PMID 2)\n" in err
+    assert f"biobart-prepare-pubmed: 1 bad record(s) skipped (all in {out / 'report.json'})" in err
 
 
 def test_invalid_utf8_is_replaced_and_reported(tmp_path):
@@ -388,6 +393,7 @@ def test_invalid_utf8_is_replaced_and_reported(tmp_path):
     assert output["train"]["2"][1] == "Caf\ufffd\ufffd au lait."
     [error] = report(out)["errors"]
     assert error["record"] == "PMID 2" and "invalid UTF-8" in error["message"]
+    assert error["line"] == data.split(b"\n").index(next(x for x in data.split(b"\n") if b"\xff" in x)) + 1
 
 
 def test_invalid_utf8_across_chunk_boundary(tmp_path):
@@ -420,6 +426,29 @@ def test_empty_and_missing_files_are_reported(tmp_path, capsys):
     assert "PubmedArticleSet" in errors["other.xml"]
     err = capsys.readouterr().err
     assert all(str(p) in err for p in (empty, missing, not_pubmed))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_record_without_pmid_is_reported_at_its_start_tag_line(tmp_path, capsys, gz):
+    """``PROG: skipped FILE:LINE: reason``, LINE the line of the record's <PubmedArticle> (of
+    the decompressed text for .gz), found here by searching the text."""
+    records = [simple(1), simple(2).replace('<PMID Version="1">2</PMID>', ""), simple(3)]
+    path = write(tmp_path / ("f.xml.gz" if gz else "f.xml"), records, gz=gz)
+    text = pubmed_xml(records)
+    line = text[: text.index(records[1])].count("\n") + 1
+    out = tmp_path / "out"
+    assert run([path], out, "--valid-docs", "0") == 3
+    expected = f"{path}:{line}: record without PMID skipped (record 2)"
+    assert f"biobart-prepare-pubmed: skipped {expected}\n" in capsys.readouterr().err
+    assert report(out)["bad_records"] == [expected] and report(out)["errors"][0]["line"] == line
+
+
+def test_reader_records_carry_their_line(tmp_path):
+    records = [simple(1), "\n\n", simple(2)]
+    path = write(tmp_path / "lines.xml", records, deletes=[9])
+    text = pubmed_xml(records, deletes=[9])
+    starts = [text[: m.start()].count("\n") + 1 for m in re.finditer(r"<(PubmedArticle|DeleteCitation)>", text)]
+    assert [item.line for item in PubmedXMLReader(path)] == starts
 
 
 def test_reader_yields_records_then_raises(tmp_path):
@@ -563,7 +592,8 @@ def test_scanner_rejects_text_between_records(tmp_path):
             items.append(item)
     assert [i.pmid for i in items] == ["1"]
     assert failure.value.record == "record 2, after PMID 1"
-    assert "malformed XML at line 5: text between records" in failure.value.message
+    assert failure.value.line == 5 and failure.value.message == "malformed XML: text between records"
+    assert str(failure.value) == f"{path}:5: malformed XML: text between records (record 2, after PMID 1)"
 
 
 def test_scanner_rejects_unclosed_record(tmp_path):
@@ -575,7 +605,8 @@ def test_scanner_rejects_unclosed_record(tmp_path):
         for item in PubmedXMLReader(path):
             items.append(item)
     assert [i.pmid for i in items] == ["1"]
-    assert "malformed XML at line 5: <PubmedArticle> not closed before the next one" in failure.value.message
+    assert failure.value.line == 5
+    assert failure.value.message == "malformed XML: <PubmedArticle> not closed before the next one"
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,8 +52,9 @@ EPILOG = (
     "exit status:\n"
     f"  {EXIT_OK}  every input was read without error\n"
     f"  {EXIT_INPUT_ERRORS}  some inputs had errors (missing, empty, truncated, malformed,\n"
-    "     invalid UTF-8); they are named on stderr and in report.json, and everything\n"
-    "     readable, including the records before a break, was written\n"
+    "     invalid UTF-8); each is named on stderr as 'skipped FILE:LINE: reason' and in\n"
+    "     report.json, and everything readable, including the records before a break,\n"
+    "     was written\n"
     "  2  bad command line, or no input usable at all"
 )
 
@@ -98,10 +99,7 @@ def _parse_all(args, shard_dir: Path) -> List[dict]:
     with bar:
         articles = 0
         for result in run_workers(args.inputs, shard_dir, args.workers, not args.no_progress, args.splitter):
-            for error in result["errors"]:
-                where = f" [{error['record']}]" if error["record"] else ""
-                _say(f"error: {error['file']}{where}: {error['message']}")
-            results.append(result)
+            results.append(result)  # errors are reported at the end, in input order (bad_records)
             articles += result["articles"] + result["book_articles"]
             bar.set_postfix_str(f"files {len(results)}/{len(sizes)}, articles {articles:,}", refresh=False)
             bar.update(sizes[result["index"]])
@@ -112,7 +110,17 @@ def _parse_all(args, shard_dir: Path) -> List[dict]:
     return results
 
 
-def _write_report(results: List[dict], merged: dict, out_dir: Path) -> dict:
+def bad_records(results: List[dict]) -> E.BadRecords:
+    """Every input's errors in the one form ``FILE:LINE: reason (record N, after PMID P)``."""
+    records = E.BadRecords(PROG)
+    for result in results:
+        for error in result["errors"]:
+            record = f" ({error['record']})" if error["record"] else ""
+            records.add(error["file"], error.get("line"), error["message"] + record)
+    return records
+
+
+def _write_report(results: List[dict], merged: dict, out_dir: Path, records: E.BadRecords) -> dict:
     errors = [error for result in results for error in result["errors"]]
     count_keys = ("articles", "book_articles", "no_abstract", "delete_citations")
     report = {
@@ -125,6 +133,7 @@ def _write_report(results: List[dict], merged: dict, out_dir: Path) -> dict:
         "train": merged["train"],
         "valid": merged["valid"],
         "errors": errors,
+        "bad_records": records.to_json(),
         "per_file": [
             {key: result[key] for key in ("file", "records") + count_keys} | {"errors": len(result["errors"])}
             for result in results
@@ -151,9 +160,10 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     shard_dir.mkdir(parents=True, exist_ok=True)  # kept from an interrupted run: resumed
     results = _parse_all(args, shard_dir)
     merged = resolve_and_write(results, out_dir, shard_dir, args.valid_docs)
-    report = _write_report(results, merged, out_dir)
+    records = bad_records(results)
+    report = _write_report(results, merged, out_dir, records)
     shutil.rmtree(shard_dir, ignore_errors=True)
-    return _summary(report, out_dir)
+    return _summary(report, out_dir, records)
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -166,7 +176,7 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return args
 
 
-def _summary(report: dict, out_dir: Path) -> int:
+def _summary(report: dict, out_dir: Path, records: E.BadRecords) -> int:
     """The closing message; -> exit status (biobart_fairseq/errors.py)."""
     _say(
         f"{report['written']} documents written to {out_dir} (train {report['train']}, valid "
@@ -177,11 +187,10 @@ def _summary(report: dict, out_dir: Path) -> int:
     if report["written"] and not report["train"]:
         _say("warning: every document went to valid.txt; lower --valid-docs")
     if report["errors"] and not report["written"] and report["files_with_errors"] == report["files"]:
-        return E.EXIT_UNUSABLE  # no input was usable (each error was named above): not skipped records
-    if report["errors"]:
-        _say(f"{len(report['errors'])} error(s) in {report['files_with_errors']} file(s); see {out_dir / 'report.json'}")
-        return EXIT_INPUT_ERRORS
-    return EXIT_OK
+        records.show()  # no input was usable: exit 2, not skipped records
+        return E.fail(PROG, f"no input usable ({report['files']} file(s), each named above)")
+    records.report(out_dir / "report.json")
+    return records.status()
 
 
 if __name__ == "__main__":

@@ -59,8 +59,9 @@ boundaries or ``--workers``.  By default K = 5% of the documents, at least 1 and
 
 Errors
 ------
-A missing, empty, truncated (``.gz``) or malformed file is reported on stderr with the file
-name and, where known, the record (record number and last good PMID).  Everything parsed
+A missing, empty, truncated (``.gz``) or malformed file is reported on stderr as
+``biobart-prepare-pubmed: skipped FILE:LINE: reason (record N, after PMID P)``, the line and
+record where known (biobart_fairseq/errors.py).  Everything parsed
 before the break, and every other file, is still written.  Bytes that are not valid UTF-8 are
 replaced by U+FFFD and reported with their line and PMID; the file is read on.  All of it is
 listed in ``OUT_DIR/report.json`` (``errors``).  Exit status: 0 all inputs clean; 3 some
@@ -89,7 +90,7 @@ AUTO_VALID_FRACTION = 0.05
 AUTO_VALID_MAX = 1000
 # Bumped whenever the shard layout or the document text changes, so that a resumed run
 # never mixes shards of two versions.
-SHARD_FORMAT = 2
+SHARD_FORMAT = 3
 
 _WORKER_SLOT = 0  # progress-bar row of this worker process
 
@@ -167,8 +168,9 @@ def _init_worker(slots) -> None:
     _WORKER_SLOT = slots.get()
 
 
-def _error(path: str, record: Optional[str], message: str) -> Dict[str, Optional[str]]:
-    return {"file": path, "record": record, "message": message}
+def _error(path: str, line: Optional[int], record: Optional[str], message: str) -> dict:
+    """One error of a file: its line (None: the whole file), the record, what went wrong."""
+    return {"file": path, "line": line, "record": record, "message": message}
 
 
 def file_identity(path: str, splitter: str) -> dict:
@@ -223,7 +225,7 @@ def _read_file(reader: PubmedXMLReader, shard: _ShardWriter, split, counts: dict
                 continue
             counts["book_articles" if item.book else "articles"] += 1
             if not item.pmid:
-                errors.append(_error(path, f"record {item.index}", "record without PMID skipped"))
+                errors.append(_error(path, item.line, f"record {item.index}", "record without PMID skipped"))
                 continue
             lines = document_lines(item, split)
             if lines:
@@ -232,8 +234,8 @@ def _read_file(reader: PubmedXMLReader, shard: _ShardWriter, split, counts: dict
                 counts["no_abstract"] += 1
                 shard.add(_NO_ABSTRACT, item.pmid)
     except PubmedXMLError as failure:
-        errors.append(_error(path, failure.record, failure.message))
-    errors.extend(_error(path, issue.record, issue.message) for issue in reader.issues)
+        errors.append(_error(path, failure.line, failure.record, failure.message))
+    errors.extend(_error(path, issue.line, issue.record, issue.message) for issue in reader.issues)
 
 
 def process_file(task: Tuple[int, str, str, bool, str]) -> dict:

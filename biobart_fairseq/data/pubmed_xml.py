@@ -43,8 +43,9 @@ Text rules:
   and whitespace is normalised to single spaces.
 
 Errors.  A file that cannot be read to the end raises :class:`PubmedXMLError` *after* every
-record parsed before the break has been yielded; the exception names the file, the number of
-the record where parsing broke and the last good PMID.  Bytes that are not valid UTF-8
+record parsed before the break has been yielded; the exception names the file, the line of the
+break, the number of the record where parsing broke and the last good PMID.  Every record
+carries the line of its start tag (``line``), to name it in a report.  Bytes that are not valid UTF-8
 (PubMed files are always UTF-8) are not fatal: they are replaced by U+FFFD, the file is read
 on, and each affected line is reported in :attr:`PubmedXMLReader.issues`.
 """
@@ -99,6 +100,7 @@ class Article:
     sections: List[Tuple[str, str]]  # (label, text); label "" when unlabelled
     book: bool = False
     index: int = 0  # 1-based position among the records (articles + deletions) of its file
+    line: int = 0  # file line of its start tag (of the decompressed text for .gz)
 
     @property
     def has_abstract(self) -> bool:
@@ -111,6 +113,7 @@ class Deletion:
 
     pmids: List[str]
     index: int = 0
+    line: int = 0
 
 
 @dataclass
@@ -123,14 +126,16 @@ class Issue:
 
 
 class PubmedXMLError(Exception):
-    """A file could not be read to the end; the records before the break were yielded."""
+    """A file could not be read to the end; the records before the break were yielded.
+    ``line``: the file line of the break (None for the whole file: missing, empty, no root)."""
 
-    def __init__(self, path: str, message: str, record: Optional[str] = None):
+    def __init__(self, path: str, message: str, record: Optional[str] = None, line: Optional[int] = None):
         self.path = path
         self.message = message
         self.record = record
-        where = f" [{record}]" if record else ""
-        super().__init__(f"{path}{where}: {message}")
+        self.line = line
+        at = f"{path}:{line}" if line else path
+        super().__init__(f"{at}: {message}" + (f" ({record})" if record else ""))
 
 
 def normalize_space(text: str) -> str:
@@ -312,8 +317,8 @@ class PubmedXMLReader:
         after = f", after PMID {self.last_pmid}" if self.last_pmid else ", before any PMID"
         return f"record {self.records + 1}{after}"
 
-    def _fail(self, message: str, in_record: bool = True) -> PubmedXMLError:
-        return PubmedXMLError(self.path, message, self._where() if in_record else None)
+    def _fail(self, message: str, in_record: bool = True, line: Optional[int] = None) -> PubmedXMLError:
+        return PubmedXMLError(self.path, message, self._where() if in_record else None, line)
 
     def __iter__(self) -> Iterator[Union[Article, Deletion]]:
         try:
@@ -366,8 +371,8 @@ class PubmedXMLReader:
         line = 1
         root_seen = False
         for chunk in chunks:
-            if isinstance(chunk, _ReadFailure):
-                raise self._fail(chunk.message)
+            if isinstance(chunk, _ReadFailure):  # the break is after the last line read
+                raise self._fail(chunk.message, line=line + buffer.count(b"\n"))
             at_end = not chunk
             buffer = buffer + chunk if buffer else chunk
             position = 0
@@ -420,7 +425,7 @@ class PubmedXMLReader:
         raise self._malformed(line, "text after the last record")
 
     def _malformed(self, line: int, message: str) -> PubmedXMLError:
-        return self._fail(f"malformed XML at line {line}: {message}")
+        return self._fail(f"malformed XML: {message}", line=line)
 
     def _record(self, tag: bytes, data: bytes, line: int) -> Union[Article, Deletion]:
         index = self.records + 1
@@ -438,6 +443,7 @@ class PubmedXMLReader:
                 self._record_pmids.append(item.pmid)
             if item.pmid:
                 self.last_pmid = item.pmid
+        item.line = line
         self.records = index
         return item
 
@@ -449,7 +455,7 @@ class PubmedXMLReader:
             i = bisect.bisect_right(self._record_starts, line) - 1
             record = f"PMID {self._record_pmids[i]}" if i >= 0 and self._record_pmids[i] else None
             self.issues.append(
-                Issue(record, line, f"{per_line[line]} invalid UTF-8 byte sequence(s) at line {line} replaced by U+FFFD")
+                Issue(record, line, f"{per_line[line]} invalid UTF-8 byte sequence(s) replaced by U+FFFD (the record kept)")
             )
         if len(lines) > MAX_ISSUES_PER_FILE:
             self.issues.append(
