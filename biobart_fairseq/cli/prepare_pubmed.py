@@ -187,8 +187,10 @@ def _summary(report: dict, out_dir: Path, records: E.BadRecords) -> int:
     if report["written"] and not report["train"]:
         _say("warning: every document went to valid.txt; lower --valid-docs")
     if report["errors"] and not report["written"] and report["files_with_errors"] == report["files"]:
-        records.show()  # no input was usable: exit 2, not skipped records
-        return E.fail(PROG, f"no input usable ({report['files']} file(s), each named above)")
+        # no input was usable: exit 2, each file's error in the one-line form of unusable input
+        for error in records.to_json():
+            E.fail(PROG, error)
+        return E.EXIT_UNUSABLE
     records.report(out_dir / "report.json")
     return records.status()
 
