@@ -113,6 +113,27 @@ def test_seq2seq_gpt2_pairs_decode_back(tmp_path):
             assert all(ds[i][-1] == d.eos() and d.bos() not in ds[i].tolist() for i in range(len(ds)))
 
 
+def test_seq2seq_without_train_split_leaves_no_stand_in(tmp_path):
+    """An evaluation-only folder: fairseq-preprocess needs a train split, the first split stands
+    in for it (bpe.preprocess_splits) and its train files are removed afterwards."""
+    from biobart_fairseq.cli import binarize_seq2seq
+
+    enc_json, vocab_bpe, dict_txt = tiny_gpt2_files(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for split in ("valid", "test"):
+        (raw / f"{split}.source").write_text("Cell death was measured.\n")
+        (raw / f"{split}.target").write_text("Cell death.\n")
+    out = tmp_path / "bin"
+    assert binarize_seq2seq.main(["--data-dir", str(raw), "-o", str(out), "--bpe", "gpt2", "--encoder-json",
+                                  str(enc_json), "--vocab-bpe", str(vocab_bpe), "--dict", str(dict_txt),
+                                  "--workers", "1"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {f"{s}.source-target.{side}.{ext}" for s in ("valid", "test") for side in ("source", "target")
+            for ext in ("bin", "idx")} <= names
+    assert not any(n.startswith("train.") for n in names) and not (out / "bpe-text").exists()
+
+
 # --- --shards N ---------------------------------------------------------------------------
 
 

@@ -21,7 +21,6 @@ for encoding text.  Blank lines are kept (they become document separators).
 """
 
 import argparse
-import collections
 import os
 import shutil
 import sys
@@ -30,15 +29,17 @@ import time
 from .. import errors
 from ..data import bpe
 from ..data.atomic import run_staged
-from ..data.bpe import BpeError, add_gpt2_arguments, add_sentencepiece_arguments, encode_file, write_spm_dict
+from ..data.bpe import BpeError, add_gpt2_arguments, add_sentencepiece_arguments
 # Sharded, streaming binarization (--shards N) is library code: data/shards.py.
 from ..data.shards import StreamingIndexedDataset, write_shards  # noqa: F401  (StreamingIndexedDataset: tests)
+
+PROG = "biobart-binarize"
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
         allow_abbrev=False,
-        prog="biobart-binarize",
+        prog=PROG,
         description="Apply a BPE to document-format text (one sentence per line, blank line between "
         "documents) and binarize it with fairseq-preprocess --only-source for biomed_denoising.",
     )
@@ -62,71 +63,79 @@ def parse_args(argv):
 
 
 def fail(msg):
-    return errors.fail("biobart-binarize", msg)  # exit 2, one line (biobart_fairseq/errors.py)
+    return errors.fail(PROG, msg)  # exit 2, one line (biobart_fairseq/errors.py)
+
+
+def log(msg):
+    print(f"[binarize] {msg}", file=sys.stderr)
 
 
 def main(argv=None):
     # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
-    return run_staged("biobart-binarize", parse_args(argv), binarize, ("dict.txt", "bpe.json", "shard0"))
+    return run_staged(PROG, parse_args(argv), binarize, ("dict.txt", "bpe.json", "shard0"))
 
 
 def binarize(args):
-    for path in [args.train] + ([args.valid] if args.valid else []):
-        if not os.path.isfile(path):
-            return fail(f"{path}: no such file")
-    if os.path.getsize(args.train) == 0:
-        return fail(f"{args.train}: empty training file")
-    if args.shards is not None and args.shards < 1:
-        return fail("--shards must be at least 1")
+    problem = check_inputs(args)
+    if problem:
+        return fail(problem)
+    t0 = time.time()
     out = os.path.abspath(args.out_dir)
     tmp = os.path.join(out, "bpe-text")
     os.makedirs(tmp, exist_ok=True)
     workers = max(1, args.workers or 1)
-    t0 = time.time()
+    splits = text_splits(args)
+    try:
+        info = bpe.setup_from_args(args, out, args.train, workers, args.spm_type, args.spm_max_sentences, log=log)
+        dict_path = encode(args, tmp, splits, workers, info)
+        if args.shards:
+            done, tail = write_sharded(args, out, tmp, splits, dict_path, workers, info)
+        else:
+            bpe.preprocess(out, dict_path, {split: os.path.join(tmp, split + ".bpe") for split, _ in splits}, workers)
+            done, tail = f"wrote {args.final_out_dir} ({args.bpe})", ""
+    except (BpeError, bpe.PreprocessError) as e:
+        return fail(str(e))
+    if not args.keep_bpe_text:
+        shutil.rmtree(tmp)
+    log(f"{done} in {time.time() - t0:.1f}s{tail}")
+    return 0
 
+
+def check_inputs(args):
+    """The message for the first unusable input or flag, else None."""
+    for path in [args.train] + ([args.valid] if args.valid else []):
+        if not os.path.isfile(path):
+            return errors.missing(path)
+    if os.path.getsize(args.train) == 0:
+        return f"{args.train}: empty training file"
+    if args.shards is not None and args.shards < 1:
+        return "--shards must be at least 1"
+    return None
+
+
+def text_splits(args):
+    """[(split, text file)]: train, and valid unless it is empty (said on stderr)."""
     splits = [("train", args.train)]
     if args.valid and os.path.getsize(args.valid) > 0:
         splits.append(("valid", args.valid))
     elif args.valid:
-        print(f"biobart-binarize: {args.valid} is empty; no valid split written", file=sys.stderr)
+        print(f"{PROG}: {args.valid} is empty; no valid split written", file=sys.stderr)
+    return splits
 
-    counts = collections.Counter()
-    try:
-        bpe_info = bpe.setup_from_args(args, out, args.train, workers, args.spm_type, args.spm_max_sentences,
-                                       log=lambda m: print(f"[binarize] {m}", file=sys.stderr))
-    except BpeError as e:
-        return fail(str(e))
+
+def encode(args, tmp, splits, workers, info):
+    """``tmp/{split}.bpe`` for each split; -> the dict.txt to binarize with."""
     lead = args.bpe == "gpt2"  # a document's later sentences get GPT-2's leading space
+    files = [(split, path, os.path.join(tmp, split + ".bpe")) for split, path in splits]
+    counts = bpe.encode_files(files, workers, info, lead, counted=("train",), log=log)
+    return bpe.binarize_dictionary(info, counts, args.dict, tmp)
 
-    for split, path in splits:
-        n = encode_file(path, os.path.join(tmp, split + ".bpe"), workers, bpe_info, lead,
-                        counts if split == "train" else None)
-        print(f"[binarize] {split}: {n} lines encoded", file=sys.stderr)
 
-    if args.bpe == "sentencepiece":
-        dict_path = os.path.join(tmp, "dict.txt")
-        write_spm_dict(bpe_info["model"], counts, dict_path)
-    else:
-        dict_path = args.dict
-    if args.shards:
-        shards = write_shards(out, tmp, splits, dict_path, args.shards, workers, bpe_info)
-        if not args.keep_bpe_text:
-            shutil.rmtree(tmp)
-        shards = [os.path.join(args.final_out_dir, os.path.basename(s)) for s in shards]
-        print(f"[binarize] wrote {len(shards)} shards in {time.time() - t0:.1f}s; train with "
-              f"fairseq-train {':'.join(shards)}", file=sys.stderr)
-        return 0
-
-    prefixes = {split: os.path.join(tmp, split + ".bpe") for split, _ in splits}
-    try:
-        bpe.preprocess(out, dict_path, prefixes, workers)
-    except bpe.PreprocessError as e:
-        return fail(str(e))
-
-    if not args.keep_bpe_text:
-        shutil.rmtree(tmp)
-    print(f"[binarize] wrote {args.final_out_dir} ({args.bpe}) in {time.time() - t0:.1f}s", file=sys.stderr)
-    return 0
+def write_sharded(args, out, tmp, splits, dict_path, workers, info):
+    """``--shards N``: OUT/shard0 ... (data/shards.py); -> the closing message's two parts."""
+    shards = write_shards(out, tmp, splits, dict_path, args.shards, workers, info)
+    shards = [os.path.join(args.final_out_dir, os.path.basename(s)) for s in shards]
+    return f"wrote {len(shards)} shards", f"; train with fairseq-train {':'.join(shards)}"
 
 
 if __name__ == "__main__":

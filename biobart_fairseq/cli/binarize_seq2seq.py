@@ -13,7 +13,6 @@ instead (tests, models trained from scratch).
 """
 
 import argparse
-import collections
 import os
 import shutil
 import sys
@@ -23,13 +22,14 @@ from .. import errors
 from ..data import bpe as B
 from ..data.atomic import run_staged
 
+PROG = "biobart-binarize-seq2seq"
 SPLITS = ("train", "valid", "test")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
         allow_abbrev=False,
-        prog="biobart-binarize-seq2seq",
+        prog=PROG,
         description="Apply a BPE to {train,valid,test}.{source,target} and binarize them with fairseq-preprocess "
         "for --task translation / biomed_translation.",
     )
@@ -46,78 +46,79 @@ def parse_args(argv):
 
 
 def fail(msg):
-    return errors.fail("biobart-binarize-seq2seq", msg)  # exit 2, one line (biobart_fairseq/errors.py)
+    return errors.fail(PROG, msg)  # exit 2, one line (biobart_fairseq/errors.py)
+
+
+def log(msg):
+    print(f"[binarize-seq2seq] {msg}", file=sys.stderr)
 
 
 def main(argv=None):
     # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
-    return run_staged("biobart-binarize-seq2seq", parse_args(argv), binarize, ("dict.source.txt", "bpe.json"))
+    return run_staged(PROG, parse_args(argv), binarize, ("dict.source.txt", "bpe.json"))
 
 
 def binarize(args):
     t0 = time.time()
-    splits = []
-    for split in SPLITS:
-        have = [os.path.isfile(os.path.join(args.data_dir, f"{split}.{side}")) for side in ("source", "target")]
-        if all(have):
-            splits.append(split)
-        elif any(have):
-            return fail(f"{args.data_dir}: {split}.source and {split}.target must both exist")
-    if not splits:
-        return fail(f"{args.data_dir}: no {{train,valid,test}}.{{source,target}} files (run biobart-prepare-seq2seq first)")
-    for split in splits:
-        n = [sum(1 for _ in open(os.path.join(args.data_dir, f"{split}.{s}"), encoding="utf-8")) for s in ("source", "target")]
-        if n[0] != n[1]:
-            return fail(f"{args.data_dir}: {split}.source has {n[0]} lines but {split}.target has {n[1]}")
-        if n[0] == 0:
-            return fail(f"{args.data_dir}/{split}.source: empty")
+    splits, problem = find_splits(args.data_dir)
+    if problem:
+        return fail(problem)
     out = os.path.abspath(args.out_dir)
     tmp = os.path.join(out, "bpe-text")
     os.makedirs(tmp, exist_ok=True)
     workers = max(1, args.workers or 1)
-
-    joined = None  # sentencepiece learns from both sides of the training pairs
-    if args.bpe == "sentencepiece" and not args.spm_model and "train" in splits:
-        joined = os.path.join(tmp, "spm-train.txt")
-        with open(joined, "w", encoding="utf-8") as f:
-            for side in ("source", "target"):
-                with open(os.path.join(args.data_dir, f"train.{side}"), encoding="utf-8") as src:
-                    shutil.copyfileobj(src, f)
     try:
-        info = B.setup_from_args(args, out, joined, workers, log=lambda m: print(f"[binarize-seq2seq] {m}", file=sys.stderr))
-    except B.BpeError as e:
+        info = B.setup_from_args(args, out, spm_training_text(args, tmp, splits), workers, log=log)
+        files = [(f"{split}.{side}", os.path.join(args.data_dir, f"{split}.{side}"), os.path.join(tmp, f"{split}.{side}"))
+                 for split in splits for side in ("source", "target")]
+        counts = B.encode_files(files, workers, info, counted=("train.source", "train.target"), log=log)
+        dict_path = B.binarize_dictionary(info, counts, args.dict, tmp)
+        B.preprocess_splits(out, dict_path, {split: os.path.join(tmp, split) for split in splits}, workers,
+                            langs=("source", "target"))
+    except (B.BpeError, B.PreprocessError) as e:
         return fail(str(e))
-
-    counts = collections.Counter()
-    for split in splits:
-        for side in ("source", "target"):
-            n = B.encode_file(os.path.join(args.data_dir, f"{split}.{side}"), os.path.join(tmp, f"{split}.{side}"),
-                              workers, info, False, counts if split == "train" else None)
-            print(f"[binarize-seq2seq] {split}.{side}: {n} lines encoded", file=sys.stderr)
-
-    if args.bpe == "sentencepiece":
-        dict_path = os.path.join(tmp, "dict.txt")
-        B.write_spm_dict(info["model"], counts, dict_path)
-    else:
-        dict_path = args.dict
-    prefixes = {split: os.path.join(tmp, split) for split in splits}
-    # fairseq-preprocess always binarizes a train split; for an evaluation-only folder (e.g.
-    # MEDIQA-MAS valid/test without MEDIQA-AnS) it binarizes the first split we have as one.
-    prefixes.setdefault("train", os.path.join(tmp, splits[0]))
-    try:
-        B.preprocess(out, dict_path, prefixes, workers, langs=("source", "target"))
-    except B.PreprocessError as e:
-        return fail(str(e))
-    if "train" not in splits:
-        for ext in ("bin", "idx"):
-            for side in ("source", "target"):
-                p = os.path.join(out, f"train.source-target.{side}.{ext}")
-                if os.path.exists(p):
-                    os.remove(p)  # a stand-in, not training data
     if not args.keep_bpe_text:
         shutil.rmtree(tmp)
-    print(f"[binarize-seq2seq] wrote {args.final_out_dir} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s", file=sys.stderr)
+    log(f"wrote {args.final_out_dir} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s")
     return 0
+
+
+def find_splits(data_dir):
+    """(the splits with both sides, in order; None) or ([], the message of an unusable folder)."""
+    splits = []
+    for split in SPLITS:
+        have = [os.path.isfile(os.path.join(data_dir, f"{split}.{side}")) for side in ("source", "target")]
+        if all(have):
+            splits.append(split)
+        elif any(have):
+            return [], f"{data_dir}: {split}.source and {split}.target must both exist"
+    if not splits:
+        return [], f"{data_dir}: no {{train,valid,test}}.{{source,target}} files (run biobart-prepare-seq2seq first)"
+    for split in splits:
+        n = [_count_lines(os.path.join(data_dir, f"{split}.{side}")) for side in ("source", "target")]
+        if n[0] != n[1]:
+            return [], f"{data_dir}: {split}.source has {n[0]} lines but {split}.target has {n[1]}"
+        if n[0] == 0:
+            return [], f"{data_dir}/{split}.source: empty"
+    return splits, None
+
+
+def _count_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+def spm_training_text(args, tmp, splits):
+    """The text a new sentencepiece model learns from: both sides of the training pairs, joined
+    in ``tmp``; None when no model is trained (GPT-2, --spm-model, no train split)."""
+    if args.bpe != "sentencepiece" or args.spm_model or "train" not in splits:
+        return None
+    joined = os.path.join(tmp, "spm-train.txt")
+    with open(joined, "w", encoding="utf-8") as f:
+        for side in ("source", "target"):
+            with open(os.path.join(args.data_dir, f"train.{side}"), encoding="utf-8") as src:
+                shutil.copyfileobj(src, f)
+    return joined
 
 
 if __name__ == "__main__":

@@ -228,6 +228,28 @@ def encode_file(src, dst, workers, info, leading_space=False, counts=None):
     return n
 
 
+def encode_files(files, workers, info, leading_space=False, counted=(), log=None):
+    """:func:`encode_file` for each ``(name, src, dst)`` of ``files``; -> the token counts of
+    the files whose name is in ``counted`` (the training text: they order a sentencepiece
+    dictionary).  ``log`` gets one line a file."""
+    counts = collections.Counter()
+    for name, src, dst in files:
+        n = encode_file(src, dst, workers, info, leading_space, counts if name in counted else None)
+        if log:
+            log(f"{name}: {n} lines encoded")
+    return counts
+
+
+def binarize_dictionary(info, counts, given, folder):
+    """The dict.txt to binarize with: ``given`` (the pretrained model's, for GPT-2), or, for a
+    sentencepiece model, every piece ordered by ``counts``, written to ``folder/dict.txt``."""
+    if info["type"] != "sentencepiece":
+        return given
+    path = os.path.join(folder, "dict.txt")
+    write_spm_dict(info["model"], counts, path)
+    return path
+
+
 # --- sentencepiece ------------------------------------------------------------------------
 def train_sentencepiece(train_txt, prefix, vocab_size, model_type="bpe", workers=1, max_sentences=5_000_000):
     """Train ``prefix.model`` on ``train_txt``; BpeError with sentencepiece's reason on failure."""
@@ -341,3 +363,19 @@ def preprocess(destdir, dict_path, prefixes, workers=1, langs=None, log_name="pr
     if proc.returncode != 0:
         print(proc.stdout[-3000:], file=sys.stderr)
         raise PreprocessError(f"fairseq-preprocess failed (exit {proc.returncode}); see {log_path}")
+
+
+def preprocess_splits(destdir, dict_path, prefixes, workers=1, langs=None):
+    """:func:`preprocess` for a folder that may have no train split (an evaluation-only one,
+    e.g. MEDIQA-MAS valid/test): fairseq-preprocess always binarizes a train split, so the
+    first split given stands in for it and its train files are removed afterwards."""
+    if "train" in prefixes:
+        return preprocess(destdir, dict_path, prefixes, workers, langs)
+    preprocess(destdir, dict_path, {"train": next(iter(prefixes.values())), **prefixes}, workers, langs)
+    # fairseq-preprocess's names for the train split
+    stems = [f"train.{langs[0]}-{langs[1]}.{lang}" for lang in langs] if langs else ["train"]
+    for stem in stems:
+        for ext in ("bin", "idx"):
+            path = os.path.join(destdir, f"{stem}.{ext}")
+            if os.path.exists(path):
+                os.remove(path)  # a stand-in, not training data
