@@ -58,7 +58,7 @@ class EncoderClock:
         self.seconds += time.perf_counter() - self._t0
 
 
-def build(tmp, context_words):
+def build(tmp, context_words, updates=20):
     from biobart_fairseq.cli import prepare_el
 
     out = os.path.join(tmp, "ncbi")
@@ -70,7 +70,7 @@ def build(tmp, context_words):
     subprocess.run([str(bindir / "fairseq-train"), data, "--user-dir", str(REPO / "biobart_fairseq"),
                     "--task", "biomed_entity_linking", *TINY, "--criterion", "label_smoothed_cross_entropy",
                     "--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "4096",
-                    "--max-update", "20", "--cpu", "--num-workers", "0", "--save-dir", save, "--no-epoch-checkpoints",
+                    "--max-update", str(updates), "--cpu", "--num-workers", "0", "--save-dir", save, "--no-epoch-checkpoints",
                     "--disable-validation", "--no-progress-bar", "--log-format", "none", "--seed", "1"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return data, os.path.join(save, "checkpoint_last.pt")

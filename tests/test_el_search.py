@@ -366,3 +366,31 @@ def test_same_on_the_fast_architecture(linking, model, ours, tmp_path):
     got = decode(task, task.build_generator([fast], generation()), fast, test, ids, 32)
     for i in ids:
         assert_same(got[i], ours[i])
+
+
+def test_decoding_only_live_rows_changes_nothing(linking, model, ours, tmp_path):
+    """The ensemble runs the decoder on the live rows only (a sentence's forced prefix has
+    one, a finished name's slot none): the same names and scores as decoding every row,
+    far fewer decoder rows, and the models' beam setting is left as the generator set it
+    (other generators may share the models)."""
+    d, trie, _, _, test, _ = linking
+    task = el_task(d, trie, tmp_path)
+    gen = task.build_generator([model], generation())
+    assert gen.model.compact
+    full = task.build_generator([model], generation())
+    full.model.compact = False  # fairseq's rows, all of them
+    rows = []
+    hook = model.decoder.register_forward_hook(lambda _m, args, _out: rows.append(args[0].size(0)))
+    try:
+        ids = list(range(40))
+        got_full = decode(task, full, model, test, ids, 20)
+        n_full = sum(rows)
+        rows.clear()
+        got = decode(task, gen, model, test, ids, 20)
+    finally:
+        hook.remove()
+    for i in ids:
+        assert_same(got[i], got_full[i], tol=1e-5)
+        assert_same(got[i], ours[i], tol=1e-5)
+    assert sum(rows) < 0.8 * n_full, (sum(rows), n_full)
+    assert all(layer.encoder_attn.beam_size == BEAM for layer in model.decoder.layers)

@@ -39,8 +39,9 @@ class EntityLinkingSequenceGenerator(SequenceGenerator):
             raise ValueError(f"entity linking decodes by beam search over the KB trie; {type(search_strategy).__name__} "
                              "(--sampling, --diverse-beam-groups, --constraints, ...) is not supported")
         beam = min(kwargs.get("beam_size", 1), len(tgt_dict) - 1)  # as SequenceGenerator clamps it
-        super().__init__(EntityLinkingEnsemble(models, beam), tgt_dict,
-                         search_strategy=TrieBeamSearch(tgt_dict, trie), **kwargs)
+        search = TrieBeamSearch(tgt_dict, trie)
+        super().__init__(EntityLinkingEnsemble(models, beam, live_rows=search.live_rows), tgt_dict,
+                         search_strategy=search, **kwargs)
         self.trie = trie
         self.rerank = rerank
         self._warned_max_len = False
@@ -54,7 +55,8 @@ class EntityLinkingSequenceGenerator(SequenceGenerator):
             raise ValueError("entity linking constrains the output to KB names itself; --constraints is not supported")
         prefixes, prefix_lens = batch_prefixes(sample, self.pad)
         self._check_max_len(sample, prefix_lens)
-        finalized = super()._generate(sample, constraints=prefixes, bos_token=bos_token)
+        with self.model.decoding():
+            finalized = super()._generate(sample, constraints=prefixes, bos_token=bos_token)
         if self.rerank:
             finalized = rerank_batch(finalized, prefix_lens.tolist(), self.len_penalty)
         return finalized

@@ -83,6 +83,13 @@ class TrieBeamSearch(BeamSearch):
     def update_constraints(self, active_hypos: torch.Tensor):
         self._nodes = np.take_along_axis(self._cand_nodes, active_hypos.cpu().numpy(), axis=1).reshape(-1)
 
+    def live_rows(self) -> np.ndarray:
+        """Which rows of the current beams may still take a token (after the last
+        :meth:`update_constraints`): a row with ``-inf`` score or a finished name has no
+        trie node, and its next log-probabilities are masked away whatever they are, so
+        the decoder need not compute them (:class:`~.el_ensemble.EntityLinkingEnsemble`)."""
+        return self._nodes >= 0
+
     def can_finish(self, sentence: int) -> bool:
         """Whether a sentence of the current batch still has a hypothesis that may end in a
         KB name (after the last :meth:`step`).  Only a KB with fewer reachable names than
