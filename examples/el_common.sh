@@ -9,6 +9,25 @@
 # RESUME=1 (continue from what is there) or FRESH=1 (move the old folder aside).
 
 source "$(dirname "${BASH_SOURCE[0]}")/recipe_lib.sh"
+
+# The settings every EL recipe shares, each overridable from the environment.  The recipe has set
+# its own (DATASET, RAW, KB, LR, STEPS, and a BEAM/WARMUP/CONTEXT_WORDS of its own where it differs)
+# before sourcing this file, so the defaults here fill in only what is still unset (or empty, for
+# the ${X:-...} ones; CHECKPOINT and GPUS may be set empty on purpose).  They come before the SMALL=1
+# block, which replaces some of them.
+: "${DATASET:?DATASET: set by the recipe (examples/el_<dataset>/run.sh)}"
+OUT=${OUT:-data/el_$DATASET}                    # canonical JSONL + model inputs (OUT/bin)
+CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights; empty = from scratch
+BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
+ARCH=${ARCH:-bart_base}                         # bart_base | bart_large
+SAVE_DIR=${SAVE_DIR:-checkpoints/el_$DATASET}
+GPUS=${GPUS-0}                                  # CUDA_VISIBLE_DEVICES; empty = CPU
+WARMUP=${WARMUP:-500}                           # GenBioEL's warm-up updates
+BEAM=${BEAM:-5}
+CONTEXT_WORDS=${CONTEXT_WORDS:-384}             # words of context around a mention
+# Also read here: STYLE, TYPO_FILE, EXTRA_TRAIN_ARGS, WORKERS (8), LOG_INTERVAL (100), PAPER_ROW;
+# with SMALL=1, VOCAB_SIZE (1000) and LIMIT (48).
+
 if [ "${SMALL:-0}" = 1 ]; then
   CHECKPOINT= GPUS= STYLE=raw TYPO_FILE= STEPS=30 WARMUP=3 LR=1e-3 BEAM=2 CONTEXT_WORDS=64
   ARCH=bart_base
@@ -23,7 +42,7 @@ recipe_on_failure "$(basename "$(dirname "$0")") recipe"
 recipe_guard "$SAVE_DIR" "" RAW KB STYLE OUT CHECKPOINT ARCH LR STEPS WARMUP \
   CONTEXT_WORDS SMALL EXTRA_TRAIN_ARGS
 
-PLUGIN=$(python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')  # no import: registering takes seconds
+PLUGIN=$(recipe_plugin_dir python)
 DEVICE_FLAGS=()
 [ -z "$GPUS" ] && DEVICE_FLAGS=(--cpu)
 export CUDA_VISIBLE_DEVICES="$GPUS"
@@ -62,6 +81,12 @@ run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
   recipe_step "decode and score (beam $BEAM)"
   biobart-el-eval "$data" --path "$save/checkpoint_last.pt" --split test --beam "$BEAM" --batch-size 64 \
     ${GPUS:+--gpu} -o "$save/test_predictions.jsonl" --results "$save/el_eval.json"
+}
+
+el_run() {  # the recipe of a dataset with one train/dev/test split; arguments go to biobart-prepare-el
+  prepare_el "$DATASET" "$@"
+  run_fold "$OUT" "$SAVE_DIR"
+  write_results "$DATASET" "$SAVE_DIR" "$SAVE_DIR/el_eval.json"
 }
 
 write_results() {  # $1 = dataset key, $2 = SAVE_DIR, then biobart-el-eval results file(s): several = folds, averaged

@@ -12,6 +12,25 @@
 # steps and output files as the paper's setting.  SAVE_DIR/settings.txt records the settings; other
 # settings stop the recipe unless RESUME=1 (continue) or FRESH=1 (move the old folder aside).
 source "$(dirname "${BASH_SOURCE[0]}")/recipe_lib.sh"
+
+# The settings every NER recipe shares, each overridable from the environment.  The recipe has set
+# its own (TARGET_TYPE, LR, BEAM, LEN_A, HEAD_FLAGS, RAW, SMALL_FORMAT) before sourcing this file;
+# these come before the SMALL=1 block below, which replaces some of them.
+if [ "${SMALL:-0}" != 1 ]; then  # SMALL=1 prepares a few dozen sentences of RAW itself (below)
+  DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
+  BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
+fi
+NER_RECIPE=$(basename "$(cd "$(dirname "$0")" && pwd)")   # the recipe's folder: ner_<dataset>
+SAVE_DIR=${SAVE_DIR:-checkpoints/$NER_RECIPE}
+ARCH=${ARCH:-bartner_base}       # bartner_base | bartner_large
+EPOCHS=${EPOCHS:-30}
+BATCH=${BATCH:-16}
+SEED=${SEED:-1}
+STAGES=${STAGES:-train test}     # "train" or "test" alone runs one stage
+PYTHON=${PYTHON:-python}
+# Also read here: LOG_INTERVAL (50), NER_DATASET (results.json's dataset key), PAPER_ROW; with
+# SMALL=1, LIMIT (40) and VOCAB_SIZE (400).
+
 FINETUNE=(--finetune-from-model "${BART:-}/model.pt")
 if [ "${SMALL:-0}" = 1 ]; then
   SAVE_DIR=$SAVE_DIR-small BART= FINETUNE=() EPOCHS=3 BATCH=8 LR=1e-3 BEAM=2
@@ -37,8 +56,7 @@ if [ "${SMALL:-0}" = 1 ] && [ ! -f "$DATA/ner.json" ]; then
     --target-type "$TARGET_TYPE" --bpe sentencepiece --vocab-size "${VOCAB_SIZE:-400}"
 fi
 
-# locate the plugin without importing it (importing it imports fairseq: seconds)
-PLUGIN=$("$PYTHON" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))')
+PLUGIN=$(recipe_plugin_dir "$PYTHON")
 N=$(grep -c . "$DATA/train.jsonl")
 UPDATES=$(( (N + BATCH - 1) / BATCH * EPOCHS ))
 WARMUP=$(( UPDATES / 100 > 0 ? UPDATES / 100 : 1 ))
@@ -67,7 +85,7 @@ if [[ " $STAGES " == *" test "* ]]; then
   # SAVE_DIR/results.json in the paper's units (biobart-results; biobart-tables reads it); the dataset
   # key is the recipe's folder name without "ner_".  PAPER_ROW = the paper's row this run stands for
   # (bart-base, biobart-base, ...; default: from the model).
-  NER_DATASET=${NER_DATASET:-$(basename "$(cd "$(dirname "$0")" && pwd)")}
+  NER_DATASET=${NER_DATASET:-$NER_RECIPE}
   "$PYTHON" -m biobart_fairseq.cli.write_results --kind ner --dataset "${NER_DATASET#ner_}" --split test \
     --scores "$SAVE_DIR/test.scores.json" --model "${BART:+$BART/model.pt}" --checkpoint "$SAVE_DIR/checkpoint_best.pt" \
     ${PAPER_ROW:+--paper-row "$PAPER_ROW"} --decoding beam="$BEAM" max_len_a="$LEN_A" max_len_b=10 \

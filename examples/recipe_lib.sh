@@ -58,6 +58,12 @@ recipe_guard() {
   printf '%s\n' "$new" > "$file"
 }
 
+# recipe_plugin_dir PYTHON: the folder of the installed biobart_fairseq package (fairseq's --user-dir),
+# found by PYTHON without importing the package (that imports fairseq and registers everything: seconds).
+recipe_plugin_dir() {
+  "$1" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("biobart_fairseq").origin))'
+}
+
 # recipe_existing_inputs WORDS...: the inputs among WORDS that exist ("role=PATH" counts by its
 # PATH); the others are named on stderr.  SMALL=1 runs on whatever part of a dataset is present.
 recipe_existing_inputs() {

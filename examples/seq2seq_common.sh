@@ -41,6 +41,7 @@ BPE_DIR=${BPE_DIR:-$(dirname "${CHECKPOINT:-.}")}  # holds encoder.json, vocab.b
 ARCH_ARGS=${ARCH_ARGS:---arch bart_$SIZE}
 # --- hardware ------------------------------------------------------------------------------------
 GPUS=${GPUS-0}                           # CUDA_VISIBLE_DEVICES list, e.g. 0,1,2,3; empty = CPU
+export SIZE CHECKPOINT GPUS              # in the steps' environment, as the recipes always exported them
 if [ -n "$GPUS" ]; then PRECISION=${PRECISION---fp16}; else PRECISION=${PRECISION-}; fi  # --fp16 | --bf16 | ""
 MAX_TOKENS=${MAX_TOKENS:-2048}           # per GPU per forward pass
 BATCH_SIZE=${BATCH_SIZE:-16}             # sentences per GPU per forward pass

@@ -9,28 +9,21 @@
 # without KB the concept labels of the folds are the KB.
 #   CHECKPOINT=checkpoints/biobart-base/model.pt BPE_DIR=checkpoints/biobart-base GPUS=0 \
 #   bash examples/el_askapatient/run.sh
-# Every variable below can be overridden from the environment.
+# Every variable below can be overridden from the environment, and so can those all EL recipes share
+# (CHECKPOINT, BPE_DIR, ARCH, GPUS, OUT, SAVE_DIR, WARMUP, BEAM, ...: see examples/el_common.sh).
 set -euo pipefail
 
+DATASET=askapatient     # biobart-prepare-el --dataset; also names OUT and SAVE_DIR (data/el_askapatient, ...)
 RAW=${RAW:-data/raw/askapatient}                      # the published files (see "Data" above)
 KB=${KB-}                          # knowledge base (empty: the labels of the fold files)
-OUT=${OUT:-data/el_askapatient}                      # canonical JSONL + model inputs (OUT/bin)
-CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights
-BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
-ARCH=${ARCH:-bart_base}                         # bart_base | bart_large
-SAVE_DIR=${SAVE_DIR:-checkpoints/el_askapatient}
-GPUS=${GPUS-0}                                  # CUDA_VISIBLE_DEVICES; empty = CPU
 LR=${LR:-5e-6}
 STEPS=${STEPS:-30000}
-WARMUP=${WARMUP:-500}
-BEAM=${BEAM:-5}
-CONTEXT_WORDS=${CONTEXT_WORDS:-384}
 
 source "$(dirname "$0")/../el_common.sh"
 
-prepare_el askapatient
+prepare_el "$DATASET"
 
 for i in $(seq 0 9); do
   run_fold "$OUT/fold$i" "$SAVE_DIR/fold$i"
 done
-write_results askapatient "$SAVE_DIR" "$SAVE_DIR"/fold*/el_eval.json   # the mean over the 10 folds
+write_results "$DATASET" "$SAVE_DIR" "$SAVE_DIR"/fold*/el_eval.json   # the mean over the 10 folds

@@ -11,27 +11,16 @@
 # dictionary as cui<TAB>name or BioSyn's cui||name lines.
 #   CHECKPOINT=checkpoints/biobart-base/model.pt BPE_DIR=checkpoints/biobart-base GPUS=0 \
 #   bash examples/el_bc5cdr/run.sh
-# Every variable below can be overridden from the environment.
+# Every variable below can be overridden from the environment, and so can those all EL recipes share
+# (CHECKPOINT, BPE_DIR, ARCH, GPUS, OUT, SAVE_DIR, WARMUP, BEAM, ...: see examples/el_common.sh).
 set -euo pipefail
 
+DATASET=bc5cdr     # biobart-prepare-el --dataset; also names OUT and SAVE_DIR (data/el_bc5cdr, ...)
 RAW=${RAW:-data/raw/bc5cdr}                      # the published files (see "Data" above)
 KB=${KB-data/raw/bc5cdr/mesh_dictionary.txt}                          # knowledge base
 STYLE=${STYLE:-genbioel}                        # genbioel (Table 4) | raw
-OUT=${OUT:-data/el_bc5cdr}                      # canonical JSONL + model inputs (OUT/bin)
-CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights
-BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
-ARCH=${ARCH:-bart_base}                         # bart_base | bart_large
-SAVE_DIR=${SAVE_DIR:-checkpoints/el_bc5cdr}
-GPUS=${GPUS-0}                                  # CUDA_VISIBLE_DEVICES; empty = CPU
 LR=${LR:-1e-5}
 STEPS=${STEPS:-20000}
-WARMUP=${WARMUP:-500}
-BEAM=${BEAM:-5}
-CONTEXT_WORDS=${CONTEXT_WORDS:-384}
 
 source "$(dirname "$0")/../el_common.sh"
-
-prepare_el bc5cdr
-
-run_fold "$OUT" "$SAVE_DIR"
-write_results bc5cdr "$SAVE_DIR" "$SAVE_DIR/el_eval.json"
+el_run   # prepare, fine-tune, decode and score, results.json

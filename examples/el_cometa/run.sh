@@ -8,26 +8,15 @@
 # as cui<TAB>name (COMETA's licence: request from the authors).
 #   CHECKPOINT=checkpoints/biobart-base/model.pt BPE_DIR=checkpoints/biobart-base GPUS=0 \
 #   bash examples/el_cometa/run.sh
-# Every variable below can be overridden from the environment.
+# Every variable below can be overridden from the environment, and so can those all EL recipes share
+# (CHECKPOINT, BPE_DIR, ARCH, GPUS, OUT, SAVE_DIR, WARMUP, BEAM, ...: see examples/el_common.sh).
 set -euo pipefail
 
+DATASET=cometa     # biobart-prepare-el --dataset; also names OUT and SAVE_DIR (data/el_cometa, ...)
 RAW=${RAW:-data/raw/cometa/splits/stratified_general}                      # the published files (see "Data" above)
 KB=${KB-data/raw/cometa/snomed_dictionary.tsv}                          # knowledge base
-OUT=${OUT:-data/el_cometa}                      # canonical JSONL + model inputs (OUT/bin)
-CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights
-BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
-ARCH=${ARCH:-bart_base}                         # bart_base | bart_large
-SAVE_DIR=${SAVE_DIR:-checkpoints/el_cometa}
-GPUS=${GPUS-0}                                  # CUDA_VISIBLE_DEVICES; empty = CPU
 LR=${LR:-1e-5}
 STEPS=${STEPS:-40000}
-WARMUP=${WARMUP:-500}
-BEAM=${BEAM:-5}
-CONTEXT_WORDS=${CONTEXT_WORDS:-384}
 
 source "$(dirname "$0")/../el_common.sh"
-
-prepare_el cometa
-
-run_fold "$OUT" "$SAVE_DIR"
-write_results cometa "$SAVE_DIR" "$SAVE_DIR/el_eval.json"
+el_run   # prepare, fine-tune, decode and score, results.json

@@ -9,26 +9,18 @@
 # (github.com/chanzuckerberg/MedMentions) and UMLS MRCONSO.RRF (licence needed).
 #   CHECKPOINT=checkpoints/biobart-base/model.pt BPE_DIR=checkpoints/biobart-base GPUS=0 \
 #   bash examples/el_medmentions/run.sh
-# Every variable below can be overridden from the environment.
+# Every variable below can be overridden from the environment, and so can those all EL recipes share
+# (CHECKPOINT, BPE_DIR, ARCH, GPUS, OUT, SAVE_DIR, WARMUP, BEAM, ...: see examples/el_common.sh).
 set -euo pipefail
 
+DATASET=medmentions     # biobart-prepare-el --dataset; also names OUT and SAVE_DIR (data/el_medmentions, ...)
 RAW=${RAW:-data/raw/medmentions/st21pv/data/corpus_pubtator.txt.gz}                      # the published files (see "Data" above)
 KB=${KB-data/raw/umls/MRCONSO.RRF}                          # knowledge base
-OUT=${OUT:-data/el_medmentions}                      # canonical JSONL + model inputs (OUT/bin)
-CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights
-BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
-ARCH=${ARCH:-bart_base}                         # bart_base | bart_large
-SAVE_DIR=${SAVE_DIR:-checkpoints/el_medmentions}
-GPUS=${GPUS-0}                                  # CUDA_VISIBLE_DEVICES; empty = CPU
 LR=${LR:-1e-5}
 STEPS=${STEPS:-100000}
-WARMUP=${WARMUP:-500}
-BEAM=${BEAM:-16}
-CONTEXT_WORDS=${CONTEXT_WORDS:-128}
+BEAM=${BEAM:-16}                                # the fork's; the other recipes decode with 5
+CONTEXT_WORDS=${CONTEXT_WORDS:-128}             # the fork's; the other recipes keep 384
 
 source "$(dirname "$0")/../el_common.sh"
-
-prepare_el medmentions --split-pmids "${SPLIT_PMIDS:-../shared/data/medmentions_splits}"
-
-run_fold "$OUT" "$SAVE_DIR"
-write_results medmentions "$SAVE_DIR" "$SAVE_DIR/el_eval.json"
+# prepare (with the corpus's own train/dev/test PMID lists), fine-tune, decode and score, results.json
+el_run --split-pmids "${SPLIT_PMIDS:-../shared/data/medmentions_splits}"

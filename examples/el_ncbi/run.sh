@@ -11,29 +11,19 @@
 # Data: the NCBI-disease release + MEDIC (../shared/data/ncbi_disease holds both).
 #   CHECKPOINT=checkpoints/biobart-base/model.pt BPE_DIR=checkpoints/biobart-base GPUS=0 \
 #   bash examples/el_ncbi/run.sh
-# Every variable below can be overridden from the environment.
+# Every variable below can be overridden from the environment, and so can those all EL recipes share
+# (CHECKPOINT, BPE_DIR, ARCH, GPUS, OUT, SAVE_DIR, WARMUP, BEAM, ...: see examples/el_common.sh).
 set -euo pipefail
 
+DATASET=ncbi     # biobart-prepare-el --dataset; also names OUT and SAVE_DIR (data/el_ncbi, ...)
 RAW=${RAW:-../shared/data/ncbi_disease}                      # the published files (see "Data" above)
 KB=${KB-$RAW/dictionary/medic_06Jul2012.txt}                          # knowledge base
 STYLE=${STYLE:-genbioel}                        # genbioel (Table 4) | raw
 TYPO_FILE=${TYPO_FILE-$RAW/dictionary/ncbi-spell-check.txt}   # BioSyn's spelling fixes (genbioel only)
 [ "$STYLE" = genbioel ] || TYPO_FILE=
-OUT=${OUT:-data/el_ncbi}                      # canonical JSONL + model inputs (OUT/bin)
-CHECKPOINT=${CHECKPOINT-checkpoints/biobart-base/model.pt}  # converted BART/BioBART weights
-BPE_DIR=${BPE_DIR:-$(dirname "$CHECKPOINT")}    # encoder.json, vocab.bpe, dict.txt of that model
-ARCH=${ARCH:-bart_base}                         # bart_base | bart_large
-SAVE_DIR=${SAVE_DIR:-checkpoints/el_ncbi}
-GPUS=${GPUS-0}                                  # CUDA_VISIBLE_DEVICES; empty = CPU
 LR=${LR:-3e-7}
 STEPS=${STEPS:-20000}
-WARMUP=${WARMUP:-0}
-BEAM=${BEAM:-5}
-CONTEXT_WORDS=${CONTEXT_WORDS:-384}
+WARMUP=${WARMUP:-0}                             # no warm-up (the other recipes: 500)
 
 source "$(dirname "$0")/../el_common.sh"
-
-prepare_el ncbi
-
-run_fold "$OUT" "$SAVE_DIR"
-write_results ncbi "$SAVE_DIR" "$SAVE_DIR/el_eval.json"
+el_run   # prepare, fine-tune, decode and score, results.json

@@ -2,16 +2,13 @@
 # healthcaremagic (summarization): prepare -> fine-tune -> generate -> score, paper settings (§5.3).
 # Data: MedDialog-EN healthcaremagic dialogue .txt files (github.com/UCSD-AI4H/Medical-Dialogue-System)
 #   SIZE=base|large CHECKPOINT=path/model.pt GPUS=0,1 bash examples/healthcaremagic/run.sh
-# Variables (all overridable): see examples/seq2seq_common.sh; the main ones:
+# Variables (all overridable): SIZE (base|large), CHECKPOINT (empty = from scratch), GPUS (empty = CPU)
+# and the rest in examples/seq2seq_common.sh; this dataset's own:
 DATASET=healthcaremagic
 TASK_TYPE=summarization
-SIZE=${SIZE:-base}                                   # base | large (lr 5e-5 | 1e-5)
-CHECKPOINT=${CHECKPOINT-checkpoints/biobart-$SIZE/model.pt}  # converted BART/BioBART or biomed_denoising checkpoint
-GPUS=${GPUS-0}                                       # CUDA_VISIBLE_DEVICES; empty = CPU
 DATA_ROOT=${DATA_ROOT:-data/healthcaremagic}
 INPUTS=${INPUTS:-$DATA_ROOT}
 # Output length in Hugging Face tokens (generate max_length/min_length), GanjinZero/BioBART downstream_src/healthcaremagic_script.sh:
 MAX_TARGET_LEN=${MAX_TARGET_LEN:-30}
 MIN_TARGET_LEN=${MIN_TARGET_LEN:-5}
-export SIZE CHECKPOINT GPUS
 source "$(dirname "${BASH_SOURCE[0]}")/../seq2seq_common.sh"

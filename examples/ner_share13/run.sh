@@ -10,7 +10,9 @@
 #
 # Env: DATA (biobart-prepare-ner folder with train/dev/test.jsonl), BART (folder with model.pt,
 # e.g. from biobart-convert hf-to-fairseq), SAVE_DIR, ARCH (bartner_base | bartner_large),
-# EPOCHS, BATCH, SEED, STAGES ("train test"; "train" or "test" alone).
+# EPOCHS, BATCH, SEED, STAGES ("train test"; "train" or "test" alone): shared by the NER recipes,
+# defaults in examples/ner_common.sh.  Below: this dataset's own (TARGET_TYPE, LR, BEAM, LEN_A, RAW
+# overridable too).
 # Deviation from BARTNER: fairseq has no clip-by-value and no weight-decay exclusion for layer
 # norms; we clip the gradient norm at 5 and decay every weight.
 set -euo pipefail
@@ -20,19 +22,7 @@ LR=${LR:-2e-5}
 BEAM=${BEAM:-4}
 LEN_A=${LEN_A:-0.6}
 HEAD_FLAGS=(--no-pointer-mlp)   # BARTNER's ShARe13 setting: no MLP on the encoder states
-
-if [ "${SMALL:-0}" != 1 ]; then  # SMALL=1: ner_common.sh prepares a few dozen sentences of RAW itself
-  DATA=${DATA:?DATA: data folder written by biobart-prepare-ner}
-  BART=${BART:?BART: folder with the pretrained model.pt (BioBART or BART, fairseq format)}
-fi
 RAW=${RAW:-}  # SMALL=1 only: ShARe/CLEF 2013 in Dai et al.'s format (PhysioNet, not held here)
 SMALL_FORMAT=dai
-SAVE_DIR=${SAVE_DIR:-checkpoints/ner_share13}
-ARCH=${ARCH:-bartner_base}
-EPOCHS=${EPOCHS:-30}
-BATCH=${BATCH:-16}
-SEED=${SEED:-1}
-STAGES=${STAGES:-train test}
-PYTHON=${PYTHON:-python}
 
 source "$(dirname "$0")/../ner_common.sh"   # fine-tune, then test at the best dev epoch
