@@ -5,19 +5,22 @@ tokens of a sentence are its own prefix, the rest must walk the trie of KB names
 
 :class:`TrieBeamSearch` is fairseq's :class:`~fairseq.search.BeamSearch` with two changes:
 
-* **the mask**: before the parent's step, every disallowed token gets ``-inf``.  Each
-  hypothesis carries one trie node id, reordered with the beams through fairseq's own hooks
-  for per-hypothesis search state (``init_constraints`` / ``prune_sentences`` /
-  ``update_constraints``, the ones lexically constrained decoding uses).  A step reads the
-  children of all rows' nodes at once (:meth:`Trie.children_many`) and a candidate's node is
-  looked up among those (row, token) pairs: no walk from the root, no per-row Python loop;
-* **``beam`` candidates, not ``2 * beam``**: the parent's step is called with
-  ``candidate_multiple=1``.  This is GenBioEL's search (its vendored fairseq
-  ``PrefixConstrainedBeamSearch`` returns ``beam`` candidates): fairseq's generator then
-  cannot refill the slot of a name that ends, so a finished name keeps its slot and a
-  sentence ends when all ``beam`` slots have finished.  With ``2 * beam`` candidates the
-  slots are refilled and the search stops as soon as any ``beam`` names have ended, which
-  lets short names crowd out longer, better-scoring ones.
+* **only allowed tokens are candidates**: the step takes each sentence's best expansions
+  among the (row, token) pairs the trie allows, which is what masking every other token to
+  ``-inf`` and taking the top of the sentence's (beam x vocabulary) matrix gives, without
+  writing, adding to or sorting that matrix (most of its rows are dead under these
+  semantics).  Each hypothesis carries one trie node id, reordered with the beams through
+  fairseq's own hooks for per-hypothesis search state (``init_constraints`` /
+  ``prune_sentences`` / ``update_constraints``, the ones lexically constrained decoding
+  uses).  A step reads the children of all rows' nodes at once
+  (:meth:`Trie.children_many`), and a candidate's node is that of its pair: no walk from
+  the root, no per-row Python loop;
+* **``beam`` candidates, not ``2 * beam``** (the parent's ``candidate_multiple=1``).  This
+  is GenBioEL's search (its vendored fairseq ``PrefixConstrainedBeamSearch`` returns ``beam``
+  candidates): fairseq's generator then cannot refill the slot of a name that ends, so a
+  finished name keeps its slot and a sentence ends when all ``beam`` slots have finished.
+  With ``2 * beam`` candidates the slots are refilled and the search stops as soon as any
+  ``beam`` names have ended, which lets short names crowd out longer, better-scoring ones.
 
 In fairseq's generator, with ``beam`` candidates per step and ``F`` names already finished:
 the candidates are the ``beam`` best expansions of the sentence's rows by cumulative
@@ -59,8 +62,6 @@ class TrieBeamSearch(BeamSearch):
         self._nodes = empty  # trie node of each row (sentence-major, beam rows per sentence)
         self._cand_nodes = np.zeros((0, 0), dtype=np.int64)  # trie node of each candidate of the last step
         self._live = np.zeros(0, dtype=bool)  # sentence still has a finite hypothesis that has not ended
-        self._pair_keys = self._pair_nodes = empty  # allowed (row, token) pairs of the step, and their nodes
-        self._vocab_size = 0
 
     # -- fairseq's hooks for per-sentence / per-hypothesis search state ------------------------
     def init_constraints(self, batch_constraints: Optional[torch.Tensor], beam_size: int):
@@ -86,8 +87,8 @@ class TrieBeamSearch(BeamSearch):
     def live_rows(self) -> np.ndarray:
         """Which rows of the current beams may still take a token (after the last
         :meth:`update_constraints`): a row with ``-inf`` score or a finished name has no
-        trie node, and its next log-probabilities are masked away whatever they are, so
-        the decoder need not compute them (:class:`~.el_ensemble.EntityLinkingEnsemble`)."""
+        trie node and no allowed token, so its log-probabilities are never read and the
+        decoder need not compute them (:class:`~.el_ensemble.EntityLinkingEnsemble`)."""
         return self._nodes >= 0
 
     def can_finish(self, sentence: int) -> bool:
@@ -98,12 +99,25 @@ class TrieBeamSearch(BeamSearch):
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, step, lprobs, scores, prev_output_tokens=None, original_batch_idxs=None):
+        """fairseq's ``BeamSearch.step`` with ``beam`` candidates, over the allowed (row,
+        token) pairs only: the same as setting every other token to -inf and taking the
+        top of the (beam x vocabulary) matrix of each sentence, without touching it."""
         bsz, beam_size, vocab_size = lprobs.size()
-        lprobs = self._masked(step, lprobs.view(bsz * beam_size, vocab_size), beam_size).view(bsz, beam_size, vocab_size)
-        cand_scores, cand_tokens, cand_beams = super().step(
-            step, lprobs, scores, prev_output_tokens, original_batch_idxs, candidate_multiple=1)
-        self._advance(step, cand_scores, cand_tokens, cand_beams, beam_size)
-        return cand_scores, cand_tokens, cand_beams
+        rows, toks, kids = self._pairs(step, beam_size, vocab_size)
+        dev = lprobs.device
+        r, t = torch.from_numpy(rows).to(dev), torch.from_numpy(toks).to(dev)
+        values = lprobs.view(bsz * beam_size, vocab_size)[r, t]
+        if step > 0:  # cumulative scores, the same single addition as the parent's
+            values = values + scores[:, :, step - 1].reshape(-1).index_select(0, r)
+        cand_scores, pick = self._top(values, rows // beam_size, bsz, beam_size)
+        real = pick >= 0
+        at = np.where(real, pick, 0)
+        # a slot without a pair (fewer allowed pairs than beam) is a -inf candidate: its
+        # token and beam are never used, fairseq drops or ignores -inf hypotheses
+        cand_tokens = np.where(real, toks[at] if len(toks) else 0, 0)
+        cand_beams = np.where(real, rows[at] % beam_size if len(rows) else 0, 0)
+        self._advance(cand_scores, cand_tokens, np.where(real, kids[at] if len(kids) else -1, -1))
+        return cand_scores, torch.from_numpy(cand_tokens).to(dev), torch.from_numpy(cand_beams).to(dev)
 
     def _forced(self, step: int) -> np.ndarray:
         """Per sentence: the token forced at this step, or -1 once its prefix is done."""
@@ -111,41 +125,43 @@ class TrieBeamSearch(BeamSearch):
             return np.full(len(self._prefix), -1, dtype=np.int64)
         return self._prefix[:, step]
 
-    def _allowed(self, step: int, beam_size: int):
-        """``(row, token, node)`` of every token a row may take next, and the trie node it
-        leads to.  A row with no finite score (a dead end, or one of the beam - 1 empty rows
-        while the prefix is forced) gets none: its candidates are -inf anyway."""
+    def _pairs(self, step: int, beam_size: int, vocab_size: int):
+        """``(row, token, node)`` of every token a row may take next and the trie node it
+        leads to, sorted by (row, token), i.e. in the order of fairseq's (beam x vocabulary)
+        candidate index.  A row with no trie node (a dead end, a finished name, or one of the
+        beam - 1 empty rows while the prefix is forced) has none; at step 0 only beam 0
+        counts, as in fairseq (all beams are the same)."""
         forced = np.repeat(self._forced(step), beam_size)
-        rows, toks, kids = self.trie.children_many(np.where(forced >= 0, -1, self._nodes))
-        in_prefix = np.flatnonzero(forced >= 0)
+        nodes = np.where(forced >= 0, -1, self._nodes)
+        if step == 0:
+            nodes[np.arange(len(nodes)) % beam_size != 0] = -1
+            forced[np.arange(len(forced)) % beam_size != 0] = -1
+        rows, toks, kids = self.trie.children_many(nodes)
         # a prefix token leads to the root: the name starts after the prefix's last token
-        return (np.concatenate([rows, in_prefix]), np.concatenate([toks, forced[in_prefix]]),
-                np.concatenate([kids, np.full(len(in_prefix), ROOT, dtype=np.int64)]))
+        in_prefix = np.flatnonzero((forced >= 0) & (self._nodes >= 0))
+        rows, toks = np.concatenate([rows, in_prefix]), np.concatenate([toks, forced[in_prefix]])
+        kids = np.concatenate([kids, np.full(len(in_prefix), ROOT, dtype=np.int64)])
+        order = np.argsort(rows * vocab_size + toks)
+        return rows[order], toks[order], kids[order]
 
-    def _masked(self, step: int, lprobs: torch.Tensor, beam_size: int) -> torch.Tensor:
-        """``lprobs`` with every token a row may not take next at -inf.  Remembers the
-        allowed (row, token) pairs, sorted, with their trie nodes for :meth:`_advance`."""
-        rows, toks, kids = self._allowed(step, beam_size)
-        vocab_size = lprobs.size(1)
-        keys = rows * vocab_size + toks
-        order = np.argsort(keys)
-        self._pair_keys, self._pair_nodes, self._vocab_size = keys[order], kids[order], vocab_size
-        rows, toks = torch.from_numpy(rows).to(lprobs.device), torch.from_numpy(toks).to(lprobs.device)
-        out = torch.full_like(lprobs, -math.inf)
-        out[rows, toks] = lprobs[rows, toks]
-        return out
+    def _top(self, values: torch.Tensor, sentence: np.ndarray, bsz: int, beam_size: int):
+        """Per sentence, the ``beam`` best pairs: scores (tensor) and pair index or -1
+        (array), both bsz x beam.
+        The pairs of a sentence are laid out in a row of a -inf matrix, in candidate order."""
+        start = np.searchsorted(sentence, np.arange(bsz + 1))
+        count = np.diff(start)
+        width = max(beam_size, int(count.max(initial=0)))
+        pos = np.arange(len(sentence)) - start[sentence]
+        dev = values.device
+        grid = torch.full((bsz, width), -math.inf, dtype=values.dtype, device=dev)
+        grid[torch.from_numpy(sentence).to(dev), torch.from_numpy(pos).to(dev)] = values
+        top, at = torch.topk(grid, k=beam_size)
+        at_np = at.cpu().numpy()
+        return top, np.where(at_np < count[:, None], start[:-1, None] + at_np, -1)
 
-    def _advance(self, step, cand_scores, cand_tokens, cand_beams, beam_size: int) -> None:
-        """Trie node of every candidate (-1 for one with score -inf), found among the
-        allowed pairs of the step; and which sentences keep a live hypothesis: a finite one
-        that has not ended."""
+    def _advance(self, cand_scores, cand_tokens: np.ndarray, cand_nodes: np.ndarray) -> None:
+        """Trie node of every candidate (-1 for one with score -inf); and which sentences
+        keep a live hypothesis: a finite one that has not ended."""
         finite = np.isfinite(cand_scores.cpu().numpy())
-        tokens, beams = cand_tokens.cpu().numpy(), cand_beams.cpu().numpy()
-        self._live = (finite & (tokens != self.eos)).any(axis=1)
-        keys = (np.arange(len(tokens))[:, None] * beam_size + beams) * self._vocab_size + tokens
-        at = np.minimum(np.searchsorted(self._pair_keys, keys), max(len(self._pair_keys) - 1, 0))
-        if len(self._pair_keys):
-            found = finite & (self._pair_keys[at] == keys)
-            self._cand_nodes = np.where(found, self._pair_nodes[at], -1)
-        else:
-            self._cand_nodes = np.full(keys.shape, -1, dtype=np.int64)
+        self._live = (finite & (cand_tokens != self.eos)).any(axis=1)
+        self._cand_nodes = np.where(finite, cand_nodes, -1)
