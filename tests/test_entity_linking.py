@@ -254,26 +254,10 @@ def test_decoding_the_real_test_set_gives_only_kb_names(ncbi, ncbi_model, tmp_pa
     assert recall_at_k([r["cuis"] for r in recs], [r["gold"] for r in recs]) == {k: res[k] for k in ("R@1", "R@5", "n")}
 
 
-@pytest.mark.parametrize("name,lr,steps,warmup,beam", [
-    ("ncbi", "3e-7", "20000", "0", "5"), ("bc5cdr", "1e-5", "20000", "500", "5"),
-    ("cometa", "1e-5", "40000", "500", "5"), ("askapatient", "5e-6", "30000", "500", "5"),
-    ("medmentions", "1e-5", "100000", "500", "16"),
-])
-def test_recipes_have_genbioel_hyperparameters(name, lr, steps, warmup, beam):
-    script = REPO / "examples" / f"el_{name}" / "run.sh"
-    assert run(["bash", "-n", str(script)]).returncode == 0
-    text = script.read_text()
-    for var, value in (("LR", lr), ("STEPS", steps), ("WARMUP", warmup), ("BEAM", beam)):
-        assert f"{var}=${{{var}:-{value}}}" in text, (var, value)
-    assert 'source "$(dirname "$0")/../el_common.sh"' in text and f"prepare_el {name}" in text
-    text = (REPO / "examples" / "el_common.sh").read_text()  # the shared fine-tuning command
-    assert "--label-smoothing 0.1" in text and "--clip-norm 0.1" in text and "--batch-size 8" in text
-
-
-@pytest.mark.parametrize("name,folds", [("ncbi", 1), ("medmentions", 1), ("askapatient", 10)])
-def test_recipe_wiring_with_stub_commands(name, folds, tmp_path):
-    """Run the recipe with stand-ins for the heavy commands: each records its arguments, so
-    the test sees what the recipe (and el_common.sh) would run, in which order."""
+def _run_recipe_with_stubs(name, tmp_path):
+    """Run examples/el_NAME/run.sh with stand-ins for the heavy commands: each appends its name
+    and arguments (one per line, so paths with spaces survive) to calls.log, and el-eval writes
+    a results file.  -> the recipe's calls, each as [command, arg, ...], in order."""
     import os
     import stat
     import sys
@@ -281,17 +265,50 @@ def test_recipe_wiring_with_stub_commands(name, folds, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
-    stub = ("#!/usr/bin/env bash\necho \"$(basename \"$0\") $*\" >> " + str(log) + "\n"
+    stub = ("#!/usr/bin/env bash\n{ basename \"$0\"; printf '%s\\n' \"$@\"; echo '<end>'; } >> " + str(log) + "\n"
             "for ((i=1; i<=$#; i++)); do if [ \"${!i}\" = --results ]; then j=$((i+1)); "
             "mkdir -p \"$(dirname \"${!j}\")\"; echo '{\"R@1\": 0.5}' > \"${!j}\"; fi; done\n")
     for cmd in ("biobart-prepare-el", "fairseq-train", "biobart-el-eval"):
         (bin_dir / cmd).write_text(stub)
-        (bin_dir / cmd).chmod(0o755)
+        (bin_dir / cmd).chmod((bin_dir / cmd).stat().st_mode | stat.S_IEXEC)
     env = {"PATH": f"{bin_dir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
            "OUT": str(tmp_path / "out"), "SAVE_DIR": str(tmp_path / "save"), "GPUS": ""}
     res = run(["bash", str(REPO / "examples" / f"el_{name}" / "run.sh")], env=env, cwd=str(REPO))
     assert res.returncode == 0, res.stdout[-2000:]
-    calls = log.read_text().splitlines()
+    calls, call = [], []
+    for line in log.read_text().splitlines():
+        if line == "<end>":
+            calls.append(call)
+            call = []
+        else:
+            call.append(line)
+    return calls
+
+
+@pytest.mark.parametrize("name,lr,steps,warmup,beam", [
+    ("ncbi", 3e-7, 20000, 0, 5), ("bc5cdr", 1e-5, 20000, 500, 5),
+    ("cometa", 1e-5, 40000, 500, 5), ("askapatient", 5e-6, 30000, 500, 5),
+    ("medmentions", 1e-5, 100000, 500, 16),
+])
+def test_recipes_have_genbioel_hyperparameters(name, lr, steps, warmup, beam, tmp_path):
+    """GenBioEL's per-dataset settings (its train_*.sh), read by fairseq's own parser from the
+    fine-tuning command each recipe runs, and the beam el-eval decodes with."""
+    from fairseq import options
+
+    calls = _run_recipe_with_stubs(name, tmp_path)
+    train = next(c for c in calls if c[0] == "fairseq-train")
+    got = options.parse_args_and_arch(options.get_training_parser(), train[1:])
+    assert (got.task, got.lr, got.max_update, got.warmup_updates) == ("biomed_entity_linking", [lr], steps, warmup)
+    assert (got.criterion, got.label_smoothing, got.clip_norm, got.batch_size) == (
+        "label_smoothed_cross_entropy", 0.1, 0.1, 8)
+    ev = next(c for c in calls if c[0] == "biobart-el-eval" and "--average" not in c)
+    assert int(ev[ev.index("--beam") + 1]) == beam
+
+
+@pytest.mark.parametrize("name,folds", [("ncbi", 1), ("medmentions", 1), ("askapatient", 10)])
+def test_recipe_wiring_with_stub_commands(name, folds, tmp_path):
+    """What the recipe (and el_common.sh) would run, in which order."""
+    calls = [" ".join(c) for c in _run_recipe_with_stubs(name, tmp_path)]
     assert calls[0].startswith(f"biobart-prepare-el --dataset {name} ")
     assert ("--split-pmids" in calls[0]) == (name == "medmentions")
     # the Table 4 datasets are prepared BioSyn/GenBioEL's way, with BioSyn's spelling fixes for NCBI

@@ -34,6 +34,7 @@ FAIRSEQ_SPLIT = {"train": "train", "dev": "valid", "test": "test"}
 NCBI_FILES = {"train": ["*trainset*", "*train*.txt"], "dev": ["*developset*", "*dev*.txt"],
               "test": ["*testset*", "*test*.txt"]}
 BC5CDR_FILES = {"train": ["*Training*", "*train*"], "dev": ["*Development*", "*dev*"], "test": ["*Test*", "*test*"]}
+BC5CDR_NAMES = {"train": "training", "dev": "development", "test": "test"}  # the corpus's own split names
 STATE = "genbioel.json"  # --style genbioel facts that `--dataset jsonl` needs in step 2
 
 
@@ -127,7 +128,7 @@ def _read_ncbi(args, ctx):
 
 
 def _read_bc5cdr(args, ctx):
-    return {"": {s: ctx.keep(F.read_pubtator(find_file(args.input, pats, f"BC5CDR {s}")))
+    return {"": {s: ctx.keep(F.read_pubtator(find_file(args.input, pats, f"BC5CDR {BC5CDR_NAMES[s]}")))
                  for s, pats in BC5CDR_FILES.items()}}
 
 
@@ -161,7 +162,7 @@ def _read_jsonl(args, ctx):
 
 def _read_bc5cdr_genbioel(args, ctx):
     """GenBioEL's BC5CDR reader (``data/el_biosyn.py``)."""
-    return {s: B.genbioel_bc5cdr(ctx.keep(F.read_pubtator(find_file(args.input, pats, f"BC5CDR {s}"),
+    return {s: B.genbioel_bc5cdr(ctx.keep(F.read_pubtator(find_file(args.input, pats, f"BC5CDR {BC5CDR_NAMES[s]}"),
                                                           with_columns=True)), ctx.kb_ids, ctx.counts, s)
             for s, pats in BC5CDR_FILES.items()}
 
