@@ -16,6 +16,8 @@ PY          := $(VENV)/bin/python
 PIP         := $(PY) -m pip
 STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two workers (2-core CI); tests sharing a costly fixture stay in one worker (tests/conftest.py).
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup --no-loadscope-reorder
 
 .PHONY: install demo test clean-venv
 
@@ -37,7 +39,7 @@ demo: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash examples/pretrain/demo.sh
 
 test: install
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest tests $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest tests $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,6 +9,10 @@ import pytest
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest workers on a 2-core machine: one thread each (and in the
+    # commands they start) instead of two workers fighting over two threads each.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import biobart_fairseq  # noqa: E402,F401  (registers the task, applies compat)
 
@@ -23,6 +27,29 @@ TINY_BART = (
     "--decoder-embed-dim 32 --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 "
     "--encoder-attention-heads 2 --decoder-attention-heads 2"
 ).split()
+
+
+# Tests that share an expensive fixture run in one xdist worker, so it is built once; the heaviest
+# groups start first, so the two workers finish together (`make test`: -n 2 --dist loadgroup).
+HEAVY_FIRST = ("test_recipes_small", "test_tables", "test_entity_linking", "test_training", "test_convert",
+               "test_fast_path", "test_el_search", "test_bartner")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        scopes = {name: fd[-1].scope for name, fd in (defs.name2fixturedefs.items() if defs else ())}
+        if "tiny_run" in scopes:
+            item.add_marker(pytest.mark.xdist_group("tiny_run"))
+        elif any(scope in ("module", "class", "package") for scope in scopes.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+    def rank(item):
+        name = item.module.__name__
+        return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept
 
 
 @pytest.fixture

@@ -136,7 +136,10 @@ def test_summarization_small(recipe, data, tmp_path):
             assert ask.stdout.splitlines() == [hyps[i]], (ask.stdout[-2000:], hyps[i])
 
 
-@pytest.mark.parametrize("recipe,data", [("el_ncbi", "ncbi_disease"), ("el_bc5cdr", "bc5cdr")])
+@pytest.mark.parametrize("recipe,data", [
+    # NCBI also reads the module's CovidDialog run (below): the same xdist worker builds it once
+    pytest.param("el_ncbi", "ncbi_disease", marks=pytest.mark.xdist_group("test_recipes_small")),
+    ("el_bc5cdr", "bc5cdr")])
 def test_entity_linking_small(recipe, data, tmp_path, request):
     _need(SHARED_DATA / data)
     env = {"OUT": str(tmp_path / "data"), "SAVE_DIR": str(tmp_path / "ckpt"), "LOG_INTERVAL": "1", "WORKERS": "2"}
