@@ -181,6 +181,13 @@ def _element(data: bytes, name: bytes, limit: int) -> Tuple[int, bytes]:
     return match.start(), data[match.start() : end + len(close)]
 
 
+def _without_fragment_lines(error) -> str:
+    """lxml's message without its positions: they count from the piece of XML it was given
+    (lines from its first, columns from where it starts on that line), not from the file, and
+    the message already begins with the file's line."""
+    return re.sub(r",? line \d+(, column \d+)?", "", error.msg).strip()
+
+
 def _parse_fragment(data: bytes, name: bytes, limit: int):
     """The lxml element of :func:`_element`, or None; a syntax error carries its line counted
     from the start of ``data``."""
@@ -437,7 +444,7 @@ class PubmedXMLReader:
                 item = _article_from_bytes(data, tag == b"PubmedBookArticle", index)
             except etree.XMLSyntaxError as error:
                 at = line + (error.position[0] - 1 if error.position else 0)
-                raise self._malformed(at, error.msg) from None
+                raise self._malformed(at, _without_fragment_lines(error)) from None
             if self._guard.bad_lines:
                 self._record_starts.append(line)
                 self._record_pmids.append(item.pmid)

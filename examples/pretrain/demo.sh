@@ -14,8 +14,8 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 step "1/5 PubMed XML -> one sentence per line (biobart-prepare-pubmed)"
 echo "Three input files; one record in sample_broken.xml is malformed on purpose. Expect one"
-echo "'error:' line naming its file, record and line: the record is skipped, the rest is written,"
-echo "and the command exits with 3 (= written, but some input had errors)."
+echo "'skipped FILE:LINE: reason' line: the record is skipped, the rest is written, and the"
+echo "command exits with 3 (= written, but some input had errors)."
 echo
 set +e
 biobart-prepare-pubmed "$SAMPLE/sample_baseline.xml" "$SAMPLE/sample_broken.xml" "$SAMPLE/sample_update.xml.gz" \
