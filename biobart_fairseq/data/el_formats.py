@@ -185,7 +185,7 @@ def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Opt
         if len(cols) < 6:
             yield BadRecord(path, lineno, f"expected 6 tab-separated fields, got {len(cols)}")
             continue
-        pmid, s, e, mention, typ, ids = cols[:6]
+        pmid, typ = cols[0], cols[4]
         if pmid == repeated or (doc_ids is not None and pmid not in doc_ids):
             continue
         if pmid != doc or title is None:
@@ -193,26 +193,27 @@ def read_pubtator(path, keep_types: Optional[Iterable[str]] = None, doc_ids: Opt
             continue
         if keep is not None and not keep.intersection(typ.split(",")):
             continue
-        text = title + " " + (abstract or "")
-        try:
-            start, end = int(s), int(e)
-        except ValueError:
-            yield BadRecord(path, lineno, f"offsets {s!r}, {e!r} are not integers")
-            continue
-        if not (0 <= start < end <= len(text)) or text[start:end].strip() != mention.strip():
-            yield BadRecord(path, lineno, f"offsets {start}-{end} do not give the mention {mention!r}")
-            continue
-        mention = text[start:end]  # NCBI train line 3249 has trailing spaces in the field
-        cuis = split_cuis(ids)
-        if not cuis:
-            yield BadRecord(path, lineno, f"mention {mention!r} has no concept id ({ids!r})")
-            continue
-        if with_columns:
-            yield Mention(pmid, text, start, end, mention, cuis), ids, (cols[6] if len(cols) > 6 else None)
-        elif "-1" in cuis:
-            yield NoConcept(path, lineno, f"mention {mention!r} has concept id {ids!r}")
-        else:
-            yield Mention(pmid, text, start, end, mention, cuis)
+        yield _pubtator_mention(path, lineno, cols, title + " " + (abstract or ""), with_columns)
+
+
+def _pubtator_mention(path: str, lineno: int, cols: List[str], text: str, with_columns: bool):
+    """One annotation line of its document ``text`` -> what :func:`read_pubtator` yields for it."""
+    pmid, s, e, mention, _, ids = cols[:6]
+    try:
+        start, end = int(s), int(e)
+    except ValueError:
+        return BadRecord(path, lineno, f"offsets {s!r}, {e!r} are not integers")
+    if not (0 <= start < end <= len(text)) or text[start:end].strip() != mention.strip():
+        return BadRecord(path, lineno, f"offsets {start}-{end} do not give the mention {mention!r}")
+    mention = text[start:end]  # NCBI train line 3249 has trailing spaces in the field
+    cuis = split_cuis(ids)
+    if not cuis:
+        return BadRecord(path, lineno, f"mention {mention!r} has no concept id ({ids!r})")
+    if with_columns:
+        return Mention(pmid, text, start, end, mention, cuis), ids, (cols[6] if len(cols) > 6 else None)
+    if "-1" in cuis:
+        return NoConcept(path, lineno, f"mention {mention!r} has concept id {ids!r}")
+    return Mention(pmid, text, start, end, mention, cuis)
 
 
 def read_pmid_list(path) -> set:
