@@ -275,22 +275,49 @@ def _build(sequences):
         root_final = bool((lengths == 0).any())
     mat, row_len = _padded_matrix(flat, lengths)
     del flat
+    mat, row_len, lcp = _sorted_rows(mat, row_len)
     n, width = mat.shape
-    # Lexicographic sort: lexsort's last key is the primary one.  -1 padding sorts first, so
-    # a sequence precedes its extensions, as in a dictionary.
+    n_seq = int((lcp < width).sum()) + int(root_final) if n else int(root_final)
+    tokens, parents, final_parts = _edges(mat, row_len, lcp, track_final=end >= 0)
+    del mat
+    n_nodes = len(tokens) + 1  # edge e leads to node e + 1
+    off_dtype = np.int32 if len(tokens) < 2**31 - 1 else np.int64
+    offsets = np.zeros(n_nodes + 1, dtype=off_dtype)
+    np.cumsum(np.bincount(parents, minlength=n_nodes), out=offsets[1:])
+    tok_dtype = np.uint16 if tokens.size == 0 or int(tokens.max()) < 2**16 else np.int32
+    final = None
+    if end >= 0:
+        is_final = np.zeros(n_nodes, dtype=bool)
+        for part in final_parts:
+            is_final[part] = True
+        is_final[ROOT] = root_final
+        final = np.packbits(is_final)
+    return offsets, tokens.astype(tok_dtype), final, end, n_seq, max_len
+
+
+def _sorted_rows(mat, row_len):
+    """Rows in lexicographic order, and lcp[i]: the first column where row i differs from
+    row i-1 (equal rows -> width: a duplicate)."""
+    n, width = mat.shape
+    # lexsort's last key is the primary one.  -1 padding sorts first, so a sequence precedes
+    # its extensions, as in a dictionary.
     if n:
         order = np.lexsort(mat.T[::-1])
         mat, row_len = mat[order], row_len[order]
-    # lcp[i]: first column where row i differs from row i-1 (equal rows -> width: duplicate)
     lcp = np.zeros(n, dtype=np.int64)
     if n > 1:
         diff = mat[1:] != mat[:-1]
         lcp[1:] = np.where(diff.any(axis=1), diff.argmax(axis=1), width)
-        del diff
-    n_seq = int((lcp < width).sum()) + int(root_final) if n else int(root_final)
-    # Nodes are numbered breadth-first: depth by depth, and within a depth in row order,
-    # which (rows being sorted) is the order of (parent, token).  So the edge list built
-    # depth by depth is already sorted by (parent, token) and edge e leads to node e + 1.
+    return mat, row_len, lcp
+
+
+def _edges(mat, row_len, lcp, track_final: bool):
+    """-> (token of each edge, parent node of each edge, nodes where a row ends, by depth).
+
+    Nodes are numbered breadth-first: depth by depth, and within a depth in row order,
+    which (rows being sorted) is the order of (parent, token).  So the edge list built
+    depth by depth is already sorted by (parent, token) and edge e leads to node e + 1."""
+    n, width = mat.shape
     tok_parts, parent_parts, final_parts = [], [], []
     next_id = 1
     prev_node = np.zeros(n, dtype=np.int64)  # node of each row at depth d-1 (root for d=0)
@@ -304,21 +331,8 @@ def _build(sequences):
         parent_parts.append(prev_node[rows])
         # a row's node at depth d is its own new node or the one of the row above
         prev_node = np.maximum.accumulate(ids)
-        if end >= 0:
+        if track_final:
             final_parts.append(prev_node[row_len == d + 1])
-    del mat
     tokens = np.concatenate(tok_parts) if tok_parts else np.zeros(0, dtype=np.int64)
     parents = np.concatenate(parent_parts) if parent_parts else np.zeros(0, dtype=np.int64)
-    n_nodes = next_id
-    off_dtype = np.int32 if len(tokens) < 2**31 - 1 else np.int64
-    offsets = np.zeros(n_nodes + 1, dtype=off_dtype)
-    np.cumsum(np.bincount(parents, minlength=n_nodes), out=offsets[1:])
-    tok_dtype = np.uint16 if tokens.size == 0 or int(tokens.max()) < 2**16 else np.int32
-    final = None
-    if end >= 0:
-        is_final = np.zeros(n_nodes, dtype=bool)
-        for part in final_parts:
-            is_final[part] = True
-        is_final[ROOT] = root_final
-        final = np.packbits(is_final)
-    return offsets, tokens.astype(tok_dtype), final, end, n_seq, max_len
+    return tokens, parents, final_parts
