@@ -119,13 +119,10 @@ def test_entity_linking_folder_moves(tmp_path, gpt2):
     from fairseq.data import Dictionary
 
     from biobart_fairseq.cli import prepare_el
+    from test_el_prepare import tiny_ncbi
 
     src, flags = gpt2
-    corpus = tmp_path / "ncbi"
-    corpus.mkdir()
-    for name, pmid, word in (("trainset", 1, "Gout"), ("developset", 2, "Cells"), ("testset", 3, "Gout")):
-        (corpus / f"NCBI{name}_corpus.txt").write_text(
-            f"{pmid}|t|{word}.\n{pmid}|a|\n{pmid}\t0\t{len(word)}\t{word}\tSpecificDisease\tD{pmid}\n\n")
+    corpus = tiny_ncbi(tmp_path / "ncbi", [("Gout.", "Gout", "D1"), ("Cells.", "Cells", "D2"), ("Gout.", "Gout", "D3")])
     kb = tmp_path / "kb.txt"
     kb.write_text("D1||Gout\nD2||Cells\nD3||T cells\n")
     assert prepare_el.main(["--dataset", "ncbi", "--input", str(corpus), "--kb", str(kb), "-o", str(tmp_path / "e"),

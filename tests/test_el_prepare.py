@@ -180,19 +180,23 @@ def test_ids_minus_one_are_counted_not_errors(tmp_path):
 
 
 # --- dictionaries with mention synonyms (BioSyn: dev = KB + train, test = + dev) ----------------------
-def test_ncbi_dictionaries_add_train_and_dev_mentions(tmp_path):
-    corpus = tmp_path / "ncbi"
-    corpus.mkdir()
-
-    def doc(pmid, title, mention, cui):
+def tiny_ncbi(folder, docs):
+    """An NCBI-disease folder (train, dev, test files in the corpus's names), one document a
+    file: ``docs`` = three (title, mention, concept id), the mention annotated where it first
+    stands in the title; PMIDs 1, 2, 3."""
+    folder.mkdir()
+    for pmid, (name, (title, mention, cui)) in enumerate(zip(("trainset", "developset", "testset"), docs), 1):
         i = title.index(mention)
-        return f"{pmid}|t|{title}\n{pmid}|a|\n{pmid}\t{i}\t{i + len(mention)}\t{mention}\tSpecificDisease\t{cui}\n\n"
+        (folder / f"NCBI{name}_corpus.txt").write_text(
+            f"{pmid}|t|{title}\n{pmid}|a|\n{pmid}\t{i}\t{i + len(mention)}\t{mention}\tSpecificDisease\t{cui}\n\n")
+    return folder
 
-    (corpus / "NCBItrainset_corpus.txt").write_text(doc(1, "Duchenne muscular dystrophy (DMD) and Duchenne's palsy.",
-                                                        "Duchenne's palsy", "D020388"))
-    (corpus / "NCBIdevelopset_corpus.txt").write_text(doc(2, "A Becker-type weakness.", "Becker-type weakness",
-                                                          "D049288"))
-    (corpus / "NCBItestset_corpus.txt").write_text(doc(3, "Becker muscular dystrophy (BMD): BMD.", "BMD", "D049288"))
+
+def test_ncbi_dictionaries_add_train_and_dev_mentions(tmp_path):
+    corpus = tiny_ncbi(tmp_path / "ncbi", [
+        ("Duchenne muscular dystrophy (DMD) and Duchenne's palsy.", "Duchenne's palsy", "D020388"),
+        ("A Becker-type weakness.", "Becker-type weakness", "D049288"),
+        ("Becker muscular dystrophy (BMD): BMD.", "BMD", "D049288")])
     kb = tmp_path / "medic.txt"
     kb.write_text("D020388||Muscular Dystrophy, Duchenne\nD049288||Becker Muscular Dystrophy\n")
     args = prepare_el.parse_args(["--dataset", "ncbi", "--input", str(corpus), "--kb", str(kb), "-o", str(tmp_path / "o"),
@@ -284,11 +288,7 @@ def test_cometa_errors_name_file_lines(tmp_path):
 
 
 def test_jsonl_rerun_keeps_the_dictionary_each_train_mention_uses(tmp_path):
-    corpus = tmp_path / "ncbi"
-    corpus.mkdir()
-    for name, pmid, word in (("trainset", 1, "Gout"), ("developset", 2, "Rickets"), ("testset", 3, "Gout")):
-        (corpus / f"NCBI{name}_corpus.txt").write_text(
-            f"{pmid}|t|{word}.\n{pmid}|a|\n{pmid}\t0\t{len(word)}\t{word}\tSpecificDisease\tD{pmid}\n\n")
+    corpus = tiny_ncbi(tmp_path / "ncbi", [("Gout.", "Gout", "D1"), ("Rickets.", "Rickets", "D2"), ("Gout.", "Gout", "D3")])
     kb = tmp_path / "kb.txt"
     kb.write_text("D1||Gout\nD2||Rickets\nD3||Gout\n")
     out = tmp_path / "step1"
@@ -306,11 +306,7 @@ def test_jsonl_rerun_keeps_the_dictionary_each_train_mention_uses(tmp_path):
 def test_prepare_el_reports_a_bad_record_as_file_line(tmp_path, capsys):
     """A bad annotation line is skipped and named ``PROG: skipped FILE:LINE: reason`` (the file
     line, found here by searching the text), listed in report.json; exit 3."""
-    corpus = tmp_path / "ncbi"
-    corpus.mkdir()
-    for name, pmid in (("trainset", 1), ("developset", 2), ("testset", 3)):
-        (corpus / f"NCBI{name}_corpus.txt").write_text(
-            f"{pmid}|t|Gout.\n{pmid}|a|\n{pmid}\t0\t4\tGout\tSpecificDisease\tD{pmid}\n\n")
+    corpus = tiny_ncbi(tmp_path / "ncbi", [("Gout.", "Gout", f"D{pmid}") for pmid in (1, 2, 3)])
     test = corpus / "NCBItestset_corpus.txt"
     text = test.read_text() + "4|t|Gout again.\n4|a|\n4\tzero\t4\tGout\tSpecificDisease\tD1\n\n"
     test.write_text(text)
