@@ -22,7 +22,6 @@ for encoding text.  Blank lines are kept (they become document separators).
 
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -81,22 +80,20 @@ def binarize(args):
         return fail(problem)
     t0 = time.time()
     out = os.path.abspath(args.out_dir)
-    tmp = os.path.join(out, "bpe-text")
-    os.makedirs(tmp, exist_ok=True)
     workers = max(1, args.workers or 1)
     splits = text_splits(args)
     try:
-        info = bpe.setup_from_args(args, out, args.train, workers, args.spm_type, args.spm_max_sentences, log=log)
-        dict_path = encode(args, tmp, splits, workers, info)
-        if args.shards:
-            done, tail = write_sharded(args, out, tmp, splits, dict_path, workers, info)
-        else:
-            bpe.preprocess(out, dict_path, {split: os.path.join(tmp, split + ".bpe") for split, _ in splits}, workers)
-            done, tail = f"wrote {args.final_out_dir} ({args.bpe})", ""
+        with bpe.encoded_text_folder(out, keep=args.keep_bpe_text) as tmp:
+            info = bpe.setup_from_args(args, out, args.train, workers, args.spm_type, args.spm_max_sentences, log=log)
+            dict_path = encode(args, tmp, splits, workers, info)
+            if args.shards:
+                done, tail = write_sharded(args, out, tmp, splits, dict_path, workers, info)
+            else:
+                bpe.preprocess(out, dict_path, {split: os.path.join(tmp, split + ".bpe") for split, _ in splits},
+                               workers)
+                done, tail = f"wrote {args.final_out_dir} ({args.bpe})", ""
     except (BpeError, bpe.PreprocessError) as e:
         return fail(str(e))
-    if not args.keep_bpe_text:
-        shutil.rmtree(tmp)
     log(f"{done} in {time.time() - t0:.1f}s{tail}")
     return 0
 

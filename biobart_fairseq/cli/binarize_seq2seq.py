@@ -64,21 +64,18 @@ def binarize(args):
     if problem:
         return fail(problem)
     out = os.path.abspath(args.out_dir)
-    tmp = os.path.join(out, "bpe-text")
-    os.makedirs(tmp, exist_ok=True)
     workers = max(1, args.workers or 1)
     try:
-        info = B.setup_from_args(args, out, spm_training_text(args, tmp, splits), workers, log=log)
-        files = [(f"{split}.{side}", os.path.join(args.data_dir, f"{split}.{side}"), os.path.join(tmp, f"{split}.{side}"))
-                 for split in splits for side in ("source", "target")]
-        counts = B.encode_files(files, workers, info, counted=("train.source", "train.target"), log=log)
-        dict_path = B.binarize_dictionary(info, counts, args.dict, tmp)
-        B.preprocess_splits(out, dict_path, {split: os.path.join(tmp, split) for split in splits}, workers,
-                            langs=("source", "target"))
+        with B.encoded_text_folder(out, keep=args.keep_bpe_text) as tmp:
+            info = B.setup_from_args(args, out, spm_training_text(args, tmp, splits), workers, log=log)
+            files = [(f"{split}.{side}", os.path.join(args.data_dir, f"{split}.{side}"),
+                      os.path.join(tmp, f"{split}.{side}")) for split in splits for side in ("source", "target")]
+            counts = B.encode_files(files, workers, info, counted=("train.source", "train.target"), log=log)
+            dict_path = B.binarize_dictionary(info, counts, args.dict, tmp)
+            B.preprocess_splits(out, dict_path, {split: os.path.join(tmp, split) for split in splits}, workers,
+                                langs=("source", "target"))
     except (B.BpeError, B.PreprocessError) as e:
         return fail(str(e))
-    if not args.keep_bpe_text:
-        shutil.rmtree(tmp)
     log(f"wrote {args.final_out_dir} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s")
     return 0
 

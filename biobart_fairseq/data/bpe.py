@@ -23,6 +23,7 @@ No torch or fairseq at module level: the preparation commands start without them
 """
 
 import collections
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -333,6 +334,18 @@ def setup_from_args(args, folder, spm_train_text, workers=1, spm_type="bpe", spm
 # --- binarization -------------------------------------------------------------------------
 class PreprocessError(ValueError):
     pass
+
+
+@contextlib.contextmanager
+def encoded_text_folder(out, keep=False):
+    """``OUT/bpe-text``: where the binarize commands write BPE-encoded text for
+    fairseq-preprocess; removed once the block completes unless ``keep`` (--keep-bpe-text).
+    On an error it stays, inside the staged ``OUT.incomplete`` that names the failed run."""
+    folder = os.path.join(os.path.abspath(out), "bpe-text")
+    os.makedirs(folder, exist_ok=True)
+    yield folder
+    if not keep:
+        shutil.rmtree(folder)
 
 
 def preprocess(destdir, dict_path, prefixes, workers=1, langs=None, log_name="preprocess.log"):
