@@ -80,8 +80,25 @@ def tables():
     return run("tables")
 
 
+def link():
+    return run("link")
+
+
+def tag():
+    return run("tag")
+
+
+def annotate():
+    return run("annotate")
+
+
+def generate():
+    return run("generate")
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: python -m biobart_launch <module in biobart_fairseq/cli> [arguments]")
     module = sys.argv.pop(1)
     sys.exit(run(module))
+

@@ -35,6 +35,8 @@ INSTALL_REQUIRES = [
     "huggingface-hub",          # BERTScore: finding a hub model in the local cache (offline)
     "transformers",             # biobart-convert (HF BART <-> fairseq)
     "safetensors",              # biobart-convert
+    "tokenizers",               # the GPT-2 BPE engine (same ids as fairseq's encoder, tested)
+    "bioc",                     # BioC in/out of the inference commands
     "matplotlib",               # biobart-tables --figure
     "tensorboardX",             # fairseq-train --tensorboard-logdir in examples/pretrain/pretrain.sh
 ]
@@ -55,6 +57,10 @@ COMMANDS = {
     "biobart-ner-score": "ner_score",
     "biobart-results": "write_results",
     "biobart-tables": "tables",
+    "biobart-link": "link",
+    "biobart-tag": "tag",
+    "biobart-annotate": "annotate",
+    "biobart-generate": "generate",
 }
 
 setup(

@@ -65,6 +65,10 @@ def __getattr__(name):
         from .hub import from_pretrained
 
         return from_pretrained
+    if name == "load":  # a trained model for the user's own text: link / tag / generate
+        from .inference.api import load
+
+        return load
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

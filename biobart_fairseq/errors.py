@@ -35,6 +35,11 @@ EXIT_UNUSABLE = 2
 EXIT_BAD_RECORDS = 3
 
 
+class Unusable(ValueError):
+    """Input (or a model) a command cannot use at all; ``str(e)`` is the ``FILE[:LINE]: reason``
+    that :func:`fail` prints.  Library code raises it, the command catches it and exits 2."""
+
+
 def fail(prog, error):
     """Report unusable input in the one-line form and return exit status 2."""
     print(f"{prog}: error: {error}", file=sys.stderr)
