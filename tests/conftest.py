@@ -123,3 +123,15 @@ def tiny_run(pubmed_bin, tmp_path_factory):
     res = run(tiny_train_cmd(pubmed_bin, save, "--no-epoch-checkpoints"))
     assert res.returncode == 0, res.stdout[-3000:]
     return save, res.stdout
+
+
+@pytest.fixture(scope="session")
+def gpt2_50k(tmp_path_factory):
+    """A 50,265-entry GPT-2-format byte-level BPE learnt on the shared data (tests/bpe50k.py):
+    dict(encoder_json=..., vocab_bpe=..., dict_txt=...), built once per session (~8 s)."""
+    import bpe50k
+
+    why = bpe50k.available()
+    if why:
+        pytest.skip(why)
+    return bpe50k.build(tmp_path_factory.mktemp("gpt2_50k"))
