@@ -16,29 +16,13 @@ import argparse
 import json
 import os
 import sys
-import time
 
-from tqdm import tqdm
-
-from .. import errors
-
+from .. import errors, progress
+from ..decoding import el_decode as D
+from ..decoding.el_decode import load, read_kb_names  # noqa: F401  (el_eval.load etc.: used by benchmarks)
 from ..metrics.recall_at_k import average_folds, recall_at_k
 
 PROG = "biobart-el-eval"
-
-
-def read_kb_names(path):
-    """token-id tuple -> (name, [cuis]) from ``kb_names.tsv``; ValueError / UnusableInput
-    name the file and line of a bad one (not UTF-8, empty file, wrong fields)."""
-    from ..data.el_formats import read_lines
-
-    out = {}
-    for lineno, line in read_lines(path):
-        cols = line.split("\t")
-        if len(cols) != 3 or not all(t.isdigit() for t in cols[2].split()):
-            raise ValueError(f"{path}:{lineno}: expected name<TAB>cuis<TAB>token ids")
-        out[tuple(int(t) for t in cols[2].split())] = (cols[0], cols[1].split("|"))
-    return out
 
 
 def read_meta(path):
@@ -58,70 +42,27 @@ def read_meta(path):
     return out
 
 
-def load(data, checkpoint, cpu=True):
-    import torch
-
-    from .. import register
-
-    register()  # biomed_entity_linking and the weights_only workaround for fairseq checkpoints
-    from fairseq import checkpoint_utils
-
-    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [checkpoint], arg_overrides={"data": data}, task=None)
-    for m in models:
-        m.eval()
-        if not cpu and torch.cuda.is_available():
-            m.cuda()
-    return models, task
-
-
 def build_generator(task, models, beam=5, lenpen=1.0, split=None):
     """The task's generator; with ``split``, its length limit is the longest prefix of that
     split + the longest KB name (no name cut, no step wasted), else fairseq's default."""
-    from fairseq.dataclass.configs import GenerationConfig
-
-    max_len_b = task.max_output_length(split) if split is not None else GenerationConfig.max_len_b
-    gcfg = GenerationConfig(beam=beam, nbest=beam, lenpen=lenpen, max_len_a=0, max_len_b=max_len_b, min_len=1)
-    return task.build_generator(models, gcfg)
+    return D.build_generator(task, models, beam, lenpen, task.max_output_length(split) if split is not None else None)
 
 
-def decode(task, models, split, beam=5, batch_size=32, max_tokens=None, lenpen=1.0, progress=True):
+def decode(task, models, split, beam=5, batch_size=32, max_tokens=None, lenpen=1.0, progress=None):
     """-> list (dataset order) of ranked hypotheses ``[(name_token_ids, score), ...]``."""
-    from fairseq import utils
-
     if split not in task.datasets:
         task.load_dataset(split)
-    ds = task.dataset(split)
-    gen = build_generator(task, models, beam, lenpen, split=split)
-    itr = task.get_batch_iterator(
-        ds, max_tokens=max_tokens, max_sentences=batch_size, ignore_invalid_inputs=False,
-        required_batch_size_multiple=1, num_workers=0).next_epoch_itr(shuffle=False)
-    out = [None] * len(ds)
-    use_cuda = next(models[0].parameters()).is_cuda
-    for sample in tqdm(itr, desc=f"decode {split}", unit=" batches", disable=not progress or None):
-        if use_cuda:
-            sample = utils.move_to_cuda(sample)
-        hypos = task.inference_step(gen, models, sample)
-        for sid, plen, hs in zip(sample["id"].tolist(), sample["prefix_lens"].tolist(), hypos):
-            out[sid] = [(tuple(h["tokens"][plen:-1].tolist()), float(h["score"])) for h in hs]
-    return out
+    return D.decode(task, models, task.dataset(split), beam, batch_size, max_tokens, lenpen, progress)
 
 
 def score(ranked, meta, kb_names, ks=(1, 5)):
     """-> (metrics dict, prediction records)."""
     ranked_cuis, gold, records, not_in_kb, total = [], [], [], 0, 0
     for i, (hyps, m) in enumerate(zip(ranked, meta)):
-        names, cuis = [], []
-        for ids, sc in hyps or []:
-            total += 1
-            hit = kb_names.get(ids)
-            if hit is None:
-                not_in_kb += 1
-                names.append(None)
-                cuis.append([])
-            else:
-                names.append(hit[0])
-                cuis.append(hit[1])
+        found = D.named(hyps, kb_names)
+        names, cuis = [n for n, _, _ in found], [c for _, c, _ in found]
+        total += len(found)
+        not_in_kb += names.count(None)
         ranked_cuis.append(cuis)
         gold.append(m["cuis"])
         records.append({"id": i, "doc_id": m.get("doc_id"), "mention": m.get("mention"), "gold": m["cuis"],
@@ -146,6 +87,7 @@ def parse_args(argv):
                    help="CPU threads for torch (default: torch's choice; 1 is much faster for small models on a busy machine)")
     p.add_argument("-o", "--predictions", help="write the ranked names and CUIs of every mention here (JSONL)")
     p.add_argument("--results", help="write the metrics here (JSON; default DATA/results.<split>.json)")
+    progress.add_argument(p)
     p.add_argument("--average", nargs="+", metavar="RESULTS_JSON",
                    help="only average these results files (e.g. AskAPatient's 10 folds) and print the mean")
     return p.parse_args(argv)
@@ -195,6 +137,8 @@ def load_checked(args):
         torch.set_num_threads(args.threads)
     try:
         models, task = load(args.data, args.path, cpu=not args.gpu)
+    except errors.Unusable as e:  # not a checkpoint, or one of another task
+        return str(e)
     except RuntimeError as e:  # e.g. a dialogue model: its embeddings do not fit this folder's dictionary
         if "size mismatch" not in str(e) and "state_dict" not in str(e):
             raise
@@ -208,11 +152,13 @@ def load_checked(args):
 
 def evaluate(args, models, task, meta, kb_names):
     """Decode the split, score it, write the results (and ``--predictions``) and print them."""
-    t0 = time.perf_counter()
-    ranked = decode(task, models, args.split, args.beam, args.batch_size, args.max_tokens, args.lenpen)
-    secs = time.perf_counter() - t0
+    task.load_dataset(args.split)
+    with progress.bar(len(task.dataset(args.split)), f"el-eval {args.split}", "mention", args.quiet) as bar:
+        ranked = decode(task, models, args.split, args.beam, args.batch_size, args.max_tokens, args.lenpen, bar)
     res, records = score(ranked, meta, kb_names)
-    res["mentions_per_s"] = len(ranked) / secs if secs else 0.0
+    speed = bar.summary()
+    res["mentions_per_s"] = speed["items_per_s"] or 0.0
+    res["speed"] = speed
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:
             for r in records:

@@ -36,6 +36,7 @@ NCBI_FILES = {"train": ["*trainset*", "*train*.txt"], "dev": ["*developset*", "*
 BC5CDR_FILES = {"train": ["*Training*", "*train*"], "dev": ["*Development*", "*dev*"], "test": ["*Test*", "*test*"]}
 BC5CDR_NAMES = {"train": "training", "dev": "development", "test": "test"}  # the corpus's own split names
 STATE = "genbioel.json"  # --style genbioel facts that `--dataset jsonl` needs in step 2
+STYLE_JSON = "el_style.json"  # how the model's inputs are built (bin/; biobart-link reads it)
 
 
 def _stderr(msg):
@@ -229,6 +230,89 @@ def load_state(args, ctx):
 
 
 # --- step 2: canonical mentions -> model inputs -------------------------------------------------------
+class ModelStyle:
+    """How a linking model's inputs are built from a mention in its text, and how KB names are
+    normalised: what ``biobart-prepare-el`` did for the model's data, recorded in
+    ``bin/el_style.json`` so that ``biobart-link`` builds the very same inputs (training and
+    inference cannot drift).  Both call :meth:`source`, :meth:`normaliser` and, for raw text,
+    :meth:`queries` (``--style genbioel``'s mention processing)."""
+
+    FIELDS = ("style", "dataset", "max_context_words", "keep_case", "ambiguous_names", "typos")
+
+    def __init__(self, style="raw", dataset=None, max_context_words=384, keep_case=False, ambiguous_names="keep",
+                 typos=None):
+        self.style, self.dataset, self.max_context_words = style, dataset, int(max_context_words)
+        self.keep_case, self.ambiguous_names, self.typos = bool(keep_case), ambiguous_names or "keep", typos
+
+    @classmethod
+    def from_args(cls, args):
+        typo_file = getattr(args, "typo_file", None)
+        return cls(args.style, args.genbioel_dataset, args.max_context_words, args.keep_case, args.ambiguous_names,
+                   B.read_typos(typo_file) if typo_file else None)
+
+    def to_json(self):
+        return {k: getattr(self, k) for k in self.FIELDS}
+
+    def save(self, folder):
+        with open(os.path.join(folder, STYLE_JSON), "w", encoding="utf-8") as f:
+            json.dump(self.to_json(), f, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def load(cls, folder):
+        """The record of ``folder``; errors.Unusable when it is missing or broken."""
+        from .. import errors
+
+        path = os.path.join(folder, STYLE_JSON)
+        if not os.path.isfile(path):
+            raise errors.Unusable(f"{path}: missing (biobart-prepare-el --bpe writes it; prepare the data again "
+                                  "with this version to link with the model)")
+        try:
+            with open(path, encoding="utf-8") as f:
+                rec = json.load(f)
+            return cls(**{k: rec[k] for k in cls.FIELDS if k in rec})
+        except (ValueError, TypeError) as e:
+            raise errors.Unusable(f"{path}: not a style record ({e})") from None
+
+    def normaliser(self):
+        """Names of the KB and targets: ``raw``: :func:`F.conv_name`; genbioel NCBI: BioSyn's
+        dictionary processing (all ASCII punctuation) then GenBioEL's conv; genbioel BC5CDR:
+        GenBioEL's conv (23 characters)."""
+        lowercase = not self.keep_case
+        if self.style != "genbioel":
+            return lambda n: F.conv_name(n, lowercase)
+        if self.dataset == "ncbi":
+            biosyn = B.BiosynText()
+            return lambda n: B.genbioel_conv(biosyn(n), lowercase)
+        return lambda n: B.genbioel_conv(n, lowercase)
+
+    def source(self, m: F.Mention, max_words=None) -> str:
+        make = make_source_genbioel if self.style == "genbioel" else make_source
+        return make(m, self.max_context_words if max_words is None else max_words)
+
+    def queries(self, mentions):
+        """Sets ``query`` of mentions read from raw text as preparation set it for the model's
+        data (genbioel: abbreviations expanded from the mention's own text, BioSyn's / GenBioEL's
+        normalisation), through the same functions; raw style: nothing to do.  The number of
+        concepts of a mention is not known here, so a composite mention is not resolved into
+        phrases (preparation resolves the gold ones, and the model reads the first phrase)."""
+        mentions = list(mentions)
+        if self.style != "genbioel":
+            return mentions
+        if self.dataset == "ncbi":
+            text = B.BiosynText(self.typos, keep="|")
+            done = B.biosyn_queries([_one_concept(m) for m in mentions], text, None, Counter(), "link")
+        else:
+            done = B.genbioel_bc5cdr([(_one_concept(m), "-", None) for m in mentions], None, Counter(), "link")
+        for m, d in zip(mentions, done):
+            m.query = d.query
+        return mentions
+
+
+def _one_concept(m):
+    # preparation reads the gold ids; at inference a mention stands for one unknown concept
+    return F.Mention(m.doc_id, m.text, m.start, m.end, m.mention, ["-"])
+
+
 def mention_words(m: F.Mention) -> str:
     """The mention as the model reads and writes it: ``--style genbioel``'s processed query
     (its first phrase for a resolved composite, as GenBioEL), else the text, lower-cased."""
@@ -271,16 +355,8 @@ def make_prefix(m: F.Mention) -> str:
 
 
 def name_normaliser(args):
-    """Names of the KB and targets: ``--style raw``: :func:`F.conv_name`; genbioel NCBI:
-    BioSyn's dictionary processing (all ASCII punctuation) then GenBioEL's conv; genbioel
-    BC5CDR: GenBioEL's conv (23 characters)."""
-    lowercase = not args.keep_case
-    if args.style != "genbioel":
-        return lambda n: F.conv_name(n, lowercase)
-    if args.genbioel_dataset == "ncbi":
-        biosyn = B.BiosynText()
-        return lambda n: B.genbioel_conv(biosyn(n), lowercase)
-    return lambda n: B.genbioel_conv(n, lowercase)
+    """:meth:`ModelStyle.normaliser` of the command's arguments."""
+    return ModelStyle(args.style, args.genbioel_dataset, keep_case=args.keep_case).normaliser()
 
 
 class SynonymPicker:
@@ -303,16 +379,27 @@ class SynonymPicker:
 
 
 class Encoder:
-    """GenBioEL's BPE call: sentencepiece pieces of the text, or the GPT-2 ids of ' ' + text.
-    The BPE's files and bpe.json go into ``out`` (data/bpe.py), so the folder is relocatable."""
+    """GenBioEL's BPE call: sentencepiece pieces of the text, or the GPT-2 ids of ' ' + text,
+    for the BPE of a ``bpe.json`` record (preparation and ``biobart-link`` alike)."""
 
-    def __init__(self, args, out, train_text, log=None):
-        self.info = bpe.setup_from_args(args, out, train_text, args.workers, spm_max_sentences=2_000_000, log=log)
-        self.kind = self.info["type"]
-        self._encode = bpe.token_encoder(self.info)
+    def __init__(self, info):
+        self.info = info
+        self.kind = info["type"]
+        self._encode = bpe.token_encoder(info)
+
+    @classmethod
+    def install(cls, args, out, train_text, log=None):
+        """The BPE the flags ask for, its files and bpe.json put into ``out`` (data/bpe.py), so
+        the folder is relocatable."""
+        return cls(bpe.setup_from_args(args, out, train_text, args.workers, spm_max_sentences=2_000_000, log=log))
 
     def __call__(self, text):
         return self._encode(text if self.kind == "sentencepiece" else " " + text)  # GenBioEL: BPE(' ' + x)
+
+
+def kb_name_index(kb_pairs, style: ModelStyle):
+    """name -> cuis of a KB's (cui, name) pairs, names normalised as the model's style does."""
+    return F.build_name_index(kb_pairs, ambiguous=style.ambiguous_names, normalise=style.normaliser())[1]
 
 
 def dictionaries(args, kb_pairs, ctx):
@@ -330,11 +417,16 @@ def dictionaries(args, kb_pairs, ctx):
     return name_cuis, split_names
 
 
+def model_input(m: F.Mention, style: ModelStyle):
+    """(source, prefix) of a mention: what the model reads and the decoder is given."""
+    return style.source(m), make_prefix(m)
+
+
 def make_rows(args, splits, ctx, name_cuis, split_names, counts):
     """(source, prefix, target synonym, meta) per mention and split."""
-    norm = name_normaliser(args)
+    style = ModelStyle.from_args(args)
+    norm = style.normaliser()
     picker = SynonymPicker(list(name_cuis))
-    source = make_source_genbioel if args.style == "genbioel" else make_source
     rows = {}
     for split, mentions in splits.items():
         rows[split] = []
@@ -349,7 +441,7 @@ def make_rows(args, splits, ctx, name_cuis, split_names, counts):
                 target, in_kb = said, False
             else:
                 target, in_kb = picker.pick(said, cands), True
-            rows[split].append((source(m, args.max_context_words), make_prefix(m), target,
+            rows[split].append((*model_input(m, style), target,
                                 {"doc_id": m.doc_id, "mention": m.mention, "cuis": m.cuis, "target": target, "in_kb": in_kb}))
     return rows
 
@@ -369,8 +461,9 @@ def prepare_model_inputs(args, out, splits, kb_pairs, ctx):
     dict_path = os.path.join(bin_dir, "dict.txt")
     _write_dictionary(args, enc, tok_counts, dict_path)
     bpe.preprocess(bin_dir, dict_path, prefixes, args.workers, langs=("source", "target"))
-    kb = _write_trie(bin_dir, name_cuis, enc, ctx.log)
+    kb = write_trie(bin_dir, os.path.join(bin_dir, "dict.target.txt"), name_cuis, enc, ctx.log)
     kb["concepts"] = len(split_names["test"])
+    ModelStyle.from_args(args).save(bin_dir)
     return {split: len(items) for split, items in rows.items()}, kb, counts
 
 
@@ -383,7 +476,7 @@ def _train_encoder(args, bin_dir, rows, name_cuis, log):
         for n in list(name_cuis)[:500_000]:
             f.write(n + "\n")
     try:
-        return Encoder(args, bin_dir, train_text, log)
+        return Encoder.install(args, bin_dir, train_text, log)
     finally:
         os.unlink(train_text)
 
@@ -422,15 +515,16 @@ def _write_dictionary(args, enc, tok_counts, dict_path):
         shutil.copyfile(args.dict, dict_path)
 
 
-def _write_trie(bin_dir, name_cuis, enc, log):
-    """KB names -> token ids -> ``trie.npz``; ``kb_names.tsv`` maps generated ids back to CUIs."""
+def write_trie(folder, dict_path, name_cuis, enc, log):
+    """KB names -> token ids (of the dictionary ``dict_path``) -> ``folder/trie.npz``;
+    ``folder/kb_names.tsv`` maps generated ids back to CUIs.  -> facts for the report."""
     from fairseq.data import Dictionary
 
     from ..decoding.trie import Trie
 
-    d = Dictionary.load(os.path.join(bin_dir, "dict.target.txt"))
+    d = Dictionary.load(dict_path)
     seqs, n_unk = [], 0
-    with open(os.path.join(bin_dir, "kb_names.tsv"), "w", encoding="utf-8") as fkb:
+    with open(os.path.join(folder, "kb_names.tsv"), "w", encoding="utf-8") as fkb:
         for name, cuis in tqdm(name_cuis.items(), desc="KB names", unit=" names", mininterval=1, disable=None):
             ids = [d.index(t) for t in enc(name)]
             n_unk += ids.count(d.unk())
@@ -440,6 +534,6 @@ def _write_trie(bin_dir, name_cuis, enc, log):
         log(f"warning: {n_unk} KB-name tokens are <unk> in the dictionary")
     t0 = time.time()
     trie = Trie(seqs)
-    trie.save(os.path.join(bin_dir, "trie.npz"))
+    trie.save(os.path.join(folder, "trie.npz"))
     return {"names": len(name_cuis), "trie_nodes": trie.num_nodes, "trie_bytes": trie.nbytes,
             "trie_build_s": round(time.time() - t0, 2), "unk_tokens": n_unk}

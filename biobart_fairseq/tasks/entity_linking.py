@@ -109,7 +109,9 @@ class EntityLinkingTask(TranslationTask):
     def max_output_length(self, split: str) -> int:
         """Decoder steps the longest prefix of ``split`` + the longest KB name + ``</s>`` need:
         the ``--max-len-b`` (with ``--max-len-a 0``) that cuts no name and runs no step more."""
-        return int(self.dataset(split).prefix_lens.max(initial=0)) + self.trie.max_length
+        from ..decoding.el_decode import output_length
+
+        return output_length(self, self.dataset(split))
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         if getattr(args, "score_reference", False):
