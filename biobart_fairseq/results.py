@@ -12,7 +12,12 @@ A record says what was run and what came out, in the units of the paper's tables
 * ``model``: the weights the run started from (path, sha256 of the file);
 * ``checkpoint``: the checkpoint that was scored (path, sha256, training settings read from it);
 * ``decoding``, ``settings``, ``command``: how it was produced; ``versions``: fairseq, torch,
-  this plugin, Python, and the plugin's git commit when it runs from a checkout.
+  this plugin, Python, and the plugin's git commit when it runs from a checkout;
+* ``speed`` (where measured): the decoding rate, ``{"items", "unit", "seconds", "items_per_s"}``
+  as :meth:`biobart_fairseq.progress.Progress.summary` gives it (for the seq2seq recipes, read
+  from fairseq-generate's closing "Translated N sentences ... in S s" line);
+* ``truncated`` (seq2seq): per split, the sources/targets longer than the model's positions, as
+  ``biobart-binarize-seq2seq`` counted them in its ``stats.json``.
 
 This module imports neither torch nor fairseq at import time: recipes call it once per run and
 ``biobart-tables`` reads hundreds of records.
@@ -112,6 +117,58 @@ def el_metrics(paths):
     if all("outputs_not_in_kb" in r for r in runs):
         details["outputs_not_in_kb"] = sum(r["outputs_not_in_kb"] for r in runs)
     return metrics, details
+
+
+# "Translated 80 sentences (2,841 tokens) in 93.2s (0.86 sentences/s, 30.48 tokens/s)"
+_TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s "
+                         r"\(([\d.]+) sentences/s, ([\d.]+) tokens/s\)")
+
+
+def generate_speed(path):
+    """The decoding rate of a fairseq-generate output (its closing "Translated ..." line), in
+    :meth:`Progress.summary`'s form plus tokens; None (and a warning) when the line is absent."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found = _TRANSLATED.findall(f.read())
+    except OSError as e:
+        raise ResultsError(os_error(e)) from None
+    if not found:
+        print(f"biobart-results: warning: {path}: no 'Translated N sentences' line; no speed recorded", file=sys.stderr)
+        return None
+    n, tokens, seconds, per_s, tokens_per_s = found[-1]
+    return {"items": int(n.replace(",", "")), "unit": "sentence", "seconds": float(seconds),
+            "items_per_s": float(per_s), "tokens": int(tokens.replace(",", "")),
+            "tokens_per_s": float(tokens_per_s), "measured_by": "fairseq-generate"}
+
+
+def scorer_speed(path):
+    """The ``speed`` a scorer wrote into its JSON output (biobart-el-eval, biobart-ner-score), or None."""
+    speed = _load_json(path).get("speed")
+    return speed if isinstance(speed, dict) else None
+
+
+def truncation(stats_path):
+    """``biobart-binarize-seq2seq``'s ``stats.json`` -> its ``truncated`` record (per split)."""
+    stats = _load_json(stats_path)
+    if not isinstance(stats.get("truncated"), dict):
+        raise ResultsError(f"{stats_path}: no 'truncated' counts (binarized before they were counted? "
+                           "run biobart-binarize-seq2seq again)")
+    return stats["truncated"]
+
+
+def truncation_note(truncated, split="test"):
+    """One line when ``split`` has sources or targets longer than the model's positions, else None."""
+    t = (truncated or {}).get(split)
+    if not t or not (t.get("source") or t.get("target")):
+        return None
+    parts = []
+    if t.get("source"):
+        parts.append(f"{t['source']} {split} source(s) longer than {t['max_source_positions']} positions "
+                     f"(up to {t['longest_source']}) were cut to their first {t['max_source_positions'] - 1} "
+                     "tokens (--truncate-source)")
+    if t.get("target"):
+        parts.append(f"{t['target']} {split} target(s) longer than {t['max_target_positions']} positions")
+    return "note: " + "; ".join(parts)
 
 
 def ner_metrics(path):
@@ -292,7 +349,7 @@ def parse_pairs(pairs, what):
 
 
 def build_record(kind, dataset, split, metrics, details, model=None, checkpoint=None, paper_row=None,
-                 decoding=None, settings=None, command="", scores_files=()):
+                 decoding=None, settings=None, command="", scores_files=(), speed=None, truncated=None):
     """A complete record (see the module docstring); validated before it is returned."""
     rec = {
         "schema": SCHEMA, "kind": kind, "dataset": dataset, "split": split,
@@ -306,6 +363,10 @@ def build_record(kind, dataset, split, metrics, details, model=None, checkpoint=
         "scores_files": [os.path.abspath(p) for p in scores_files],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if speed is not None:
+        rec["speed"] = speed
+    if truncated is not None:
+        rec["truncated"] = truncated
     problems = validate(rec)
     if problems:
         raise ResultsError("; ".join(problems))

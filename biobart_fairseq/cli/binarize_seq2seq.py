@@ -10,9 +10,16 @@ summarization recipe does.  Lines are encoded as they are, without a leading spa
 without ``<s>`` (fairseq's BART-CNN convention; the translation task adds ``</s>``).
 ``--bpe sentencepiece`` trains a small sentencepiece model on the training source+target
 instead (tests, models trained from scratch).
+
+``DATA_BIN/stats.json`` says per split how many sources and targets are longer than the model's
+positions (``--max-source-positions``/``--max-target-positions``, counted as fairseq reads a
+binarized line: BPE tokens + ``</s>``; see :mod:`biobart_fairseq.data.seq2seq_lengths`), and a
+split with such examples is named on stderr: ``--truncate-source`` cuts those sources, fairseq
+skips those targets in training.
 """
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -20,6 +27,7 @@ import time
 
 from .. import errors
 from ..data import bpe as B
+from ..data import seq2seq_lengths as L
 from ..data.atomic import run_staged
 
 PROG = "biobart-binarize-seq2seq"
@@ -41,6 +49,13 @@ def parse_args(argv):
     B.add_gpt2_arguments(p.add_argument_group("gpt2 (BART / BioBART vocabulary, e.g. from biobart-convert hf-to-fairseq)"))
     g = p.add_argument_group("sentencepiece")
     B.add_sentencepiece_arguments(g)
+    g = p.add_argument_group("model positions (what stats.json counts against)")
+    g.add_argument("--max-source-positions", type=int, default=1024,
+                   help="the model's source positions, as fairseq-train's flag (default: %(default)s, BART's); "
+                        "longer sources are counted (--truncate-source cuts them)")
+    g.add_argument("--max-target-positions", type=int, default=1024,
+                   help="the model's target positions (default: %(default)s); longer targets are counted "
+                        "(fairseq skips them in training)")
     p.add_argument("--keep-bpe-text", action="store_true", help="keep the BPE-encoded text in OUT/bpe-text/")
     return p.parse_args(argv)
 
@@ -55,7 +70,11 @@ def log(msg):
 
 def main(argv=None):
     # OUT is written as OUT.incomplete and replaces OUT only when complete (data/atomic.py)
-    return run_staged(PROG, parse_args(argv), binarize, ("dict.source.txt", "bpe.json"))
+    args = parse_args(argv)
+    for flag in ("max_source_positions", "max_target_positions"):
+        if getattr(args, flag) < 2:
+            return fail(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 2 (a token and </s>)")
+    return run_staged(PROG, args, binarize, ("dict.source.txt", "bpe.json"))
 
 
 def binarize(args):
@@ -71,6 +90,7 @@ def binarize(args):
             files = [(f"{split}.{side}", os.path.join(args.data_dir, f"{split}.{side}"),
                       os.path.join(tmp, f"{split}.{side}")) for split in splits for side in ("source", "target")]
             counts = B.encode_files(files, workers, info, counted=("train.source", "train.target"), log=log)
+            write_stats(args, out, tmp, splits)
             dict_path = B.binarize_dictionary(info, counts, args.dict, tmp)
             B.preprocess_splits(out, dict_path, {split: os.path.join(tmp, split) for split in splits}, workers,
                                 langs=("source", "target"))
@@ -78,6 +98,20 @@ def binarize(args):
         return fail(str(e))
     log(f"wrote {args.final_out_dir} ({args.bpe}; splits: {', '.join(splits)}) in {time.time() - t0:.1f}s")
     return 0
+
+
+def write_stats(args, out, encoded_dir, splits):
+    """``OUT/stats.json``: examples and over-long sources/targets per split; one line per split
+    that has some."""
+    truncated, examples = L.count_splits(encoded_dir, splits, args.max_source_positions, args.max_target_positions)
+    for split in splits:
+        line = L.describe(split, truncated[split], examples[split])
+        if line:
+            log(line)
+    stats = {"examples": examples, "truncated": truncated, "lengths": L.LENGTH_UNIT, "bpe": args.bpe}
+    with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as f:
+        json.dump(stats, f, indent=1)
+        f.write("\n")
 
 
 def find_splits(data_dir):

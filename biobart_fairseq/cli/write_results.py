@@ -9,6 +9,9 @@
 (el; several files = folds, averaged as the paper does for AskAPatient), biobart-ner-score
 --output-json (ner).  A pretraining run (--kind pretrain) has no scorer: its validation loss is
 read from --checkpoint.  Metrics are stored in the paper's units (see biobart_fairseq/results.py).
+The decoding rate goes into the record too: from --generate-log (fairseq-generate's output) for
+seq2seq, else from the scorer's own "speed"; --binarize-stats adds the truncation counts of
+biobart-binarize-seq2seq, and a test split with over-long inputs is named in one line.
 Exit status: 0 written; 2 unusable input (the message names the file).
 """
 
@@ -38,6 +41,12 @@ def parse_args(argv):
                         "model's own pretraining results.json, else its folder name, else none)")
     p.add_argument("--decoding", nargs="*", default=[], metavar="KEY=VALUE", help="decoding settings (beam=5 ...)")
     p.add_argument("--setting", nargs="*", default=[], metavar="KEY=VALUE", help="other recipe settings to record")
+    p.add_argument("--generate-log", metavar="FILE",
+                   help="fairseq-generate's output: the rate of its closing 'Translated N sentences ... in S s' line "
+                        "is recorded as speed")
+    p.add_argument("--binarize-stats", metavar="FILE",
+                   help="biobart-binarize-seq2seq's stats.json: its counts of over-long sources/targets are recorded "
+                        "as truncated, and an affected test split is named on stderr")
     p.add_argument("--command", default="", help="the command line that ran the recipe")
     p.add_argument("-o", "--output", required=True, help="where to write the record (SAVE_DIR/results.json)")
     p.add_argument("--quiet", action="store_true", help="do not print the record")
@@ -68,17 +77,28 @@ def metrics_for(args):
     return R.ner_metrics(args.scores[0])
 
 
+def speed_for(args):
+    if args.generate_log:
+        return R.generate_speed(args.generate_log)
+    return R.scorer_speed(args.scores[0]) if args.scores and args.kind in ("el", "ner") else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
         metrics, details = metrics_for(args)
+        truncated = R.truncation(args.binarize_stats) if args.binarize_stats else None
         rec = R.build_record(
             args.kind, args.dataset, args.split, metrics, details, model=args.model, checkpoint=args.checkpoint,
             paper_row=args.paper_row, decoding=R.parse_pairs(args.decoding, "--decoding"),
-            settings=R.parse_pairs(args.setting, "--setting"), command=args.command, scores_files=args.scores)
+            settings=R.parse_pairs(args.setting, "--setting"), command=args.command, scores_files=args.scores,
+            speed=speed_for(args), truncated=truncated)
         R.write(args.output, rec)
     except R.ResultsError as e:
         return E.fail(PROG, e)
+    note = R.truncation_note(truncated, args.split)
+    if note:
+        print(f"{PROG}: {note} (counts in {args.binarize_stats})", file=sys.stderr)
     shown = {k: rec[k] for k in ("kind", "dataset", "split", "paper_row", "metrics")}
     if not args.quiet:
         print(f"{PROG}: wrote {args.output}: {shown}", file=sys.stderr)
