@@ -29,8 +29,9 @@ import json
 import os
 import sys
 
-from .. import errors
+from .. import errors, progress
 from ..data.ner_formats import NerFormatError, atomic_write_text, format_jsonl, read_jsonl
+from ..data.ner_targets import TARGET_TYPES
 from ..metrics.entity_f1 import score
 
 
@@ -55,6 +56,7 @@ def parse_args(argv):
     g.add_argument("--max-len-b", type=int, help="see --max-len-a (default: the task's)")
     g.add_argument("--batch-size", type=int, default=32, help="sentences per decoding batch (default: %(default)s)")
     g.add_argument("--cpu", action="store_true", help="decode on CPU even when CUDA is available")
+    progress.add_argument(g)
     return p.parse_args(argv)
 
 
@@ -63,30 +65,26 @@ def fail(msg):
 
 
 def predict(args):
-    """Decode DATA/SPLIT.jsonl with the checkpoint; returns (gold path, pred path, task)."""
+    """Decode DATA/SPLIT.jsonl with the checkpoint; returns (gold path, pred path, task, speed)."""
     import torch
-    from fairseq import checkpoint_utils
 
-    from .. import register
+    from ..inference.tagger import load_bartner
 
-    register()  # bartner task/model/criterion and the weights_only workaround for fairseq checkpoints
-
-    overrides = {"data": os.path.abspath(args.data)} if args.data else {}
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([args.checkpoint], arg_overrides=overrides)
-    model = models[0]
-    if torch.cuda.is_available() and not args.cpu:
-        model = model.cuda()
-    data = args.data or cfg.task.data
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    model, task = load_bartner(args.checkpoint, args.data, device)
+    data = args.data or task.cfg.data
     gold = args.gold or os.path.join(data, f"{args.split}.jsonl")
     if not os.path.isfile(gold):
         raise NerFormatError(f"{gold}: no such file (split {args.split!r})")
     sentences = read_jsonl(gold)
-    preds = task.predict(model, sentences, beam=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                         batch_size=args.batch_size)
+    with progress.bar(total=len(sentences), desc="ner-score", unit="sentence", quiet=args.quiet) as bar:
+        preds = task.predict(model, sentences, beam=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+                             batch_size=args.batch_size, progress=bar)
     out = args.pred_out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"{args.split}.pred.jsonl")
     atomic_write_text(out, format_jsonl(preds))
-    print(f"[ner-score] wrote {len(preds)} predictions to {out}", file=sys.stderr)
-    return gold, out, task
+    speed = bar.summary()
+    print(f"[ner-score] wrote {len(preds)} predictions to {out} ({speed['items_per_s']} sentences/s)", file=sys.stderr)
+    return gold, out, task, speed
 
 
 def read_aligned(gold_path, pred_path):
@@ -108,12 +106,15 @@ def bartner_sequences(pred, pred_lines, pred_path):
     seqs, kinds = [], set()
     for p, line in zip(pred, pred_lines):
         rec = p.get("bartner")
-        if not (isinstance(rec, dict) and isinstance(rec.get("seq"), list) and rec.get("target_type")):
+        if not (isinstance(rec, dict) and isinstance(rec.get("seq"), list) and "target_type" in rec):
             raise NerFormatError(f"{pred_path}:{line}: no 'bartner' {{'target_type', 'seq'}} record: BARTNER's "
                                  "counting needs the decoder's index sequence (written by --checkpoint); --metric entity scores "
                                  "entities alone")
         if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rec["seq"]):
             raise NerFormatError(f"{pred_path}:{line}: 'bartner.seq' must be a list of non-negative integers")
+        if rec["target_type"] not in TARGET_TYPES:  # entity_pointers would raise ValueError on it
+            raise NerFormatError(f"{pred_path}:{line}: 'bartner.target_type' is {rec['target_type']!r}; "
+                                 f"expected one of {', '.join(TARGET_TYPES)}")
         seqs.append(rec["seq"])
         kinds.add(rec["target_type"])
     if len(kinds) != 1:
@@ -147,11 +148,11 @@ def score_bartner(gold, gold_path, pred, pred_lines, pred_path, data, encoder=No
 
 
 def run(args):
-    encoder = None
+    encoder, speed = None, None
     if args.checkpoint:
         if not os.path.isfile(args.checkpoint):
             raise NerFormatError(f"{args.checkpoint}: no such checkpoint")
-        gold_path, pred_path, task = predict(args)
+        gold_path, pred_path, task, speed = predict(args)
         encoder = (task.types, task.encode)
     else:
         if not (args.gold and args.pred):
@@ -162,15 +163,19 @@ def run(args):
             raise NerFormatError(f"{path}: no such file")
     gold, pred, pred_lines = read_aligned(gold_path, pred_path)
     if args.metric == "entity":
-        return {"metric": "entity", **score(gold, pred)}
-    return score_bartner(gold, gold_path, pred, pred_lines, pred_path, args.data, encoder)
+        result = {"metric": "entity", **score(gold, pred)}
+    else:
+        result = score_bartner(gold, gold_path, pred, pred_lines, pred_path, args.data, encoder)
+    if speed is not None:
+        result["speed"] = speed  # the decoding's measured rate (issue 22: every decoding command reports it)
+    return result
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
         result = run(args)
-    except NerFormatError as e:
+    except (NerFormatError, errors.Unusable) as e:
         return fail(str(e))
     text = json.dumps(result, indent=2)
     if args.output_json:

@@ -410,3 +410,59 @@ def format_genia(sentences):
 def write(path, sentences, fmt="jsonl"):
     text = {"jsonl": format_jsonl, "dai": format_dai, "genia": format_genia}[fmt](sentences)
     atomic_write_text(path, text)
+
+
+# ---------------------------------------------------------------------------- raw text -> words
+
+# How the NER corpora tokenise words, so that raw text can be given to a model trained on them
+# (biobart-tag).  GENIA (and Dai et al.'s CADEC / ShARe) separate punctuation from the words it
+# follows or precedes but keep it inside words: "(TRs)," -> "(" "TRs" ")" ",", while
+# "Ca(2+)", "[3H]thymidine", "t(14;14)", "i.e.", "S." stay whole; a sentence's final "." is
+# a word; "'s" is a word.  The rules below are measured on GENIA's own sentences (text rebuilt by
+# sentences.detokenize, then split again: see docs/ner.md and tests/test_tag.py).
+
+_ALWAYS_OFF_END = frozenset(',;:?!"%')  # split off a word's end whenever it has more
+_BRACKETS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {v: k for k, v in _BRACKETS.items()}
+
+
+def _encloses(text, s, e):
+    """Whether the bracket at ``text[s]`` closes at ``e - 1`` or nowhere before ``e``."""
+    opener, closer, depth = text[s], _BRACKETS[text[s]], 0
+    for i in range(s, e):
+        depth += (text[i] == opener) - (text[i] == closer)
+        if depth == 0:
+            return i == e - 1
+    return True
+
+
+def _chunk_words(text, s, e, sentence_end):
+    """Word spans of one whitespace-free chunk ``text[s:e]``."""
+    lead, trail = [], []
+    while e - s > 1:
+        c, z = text[s], text[e - 1]
+        if c == '"' or (c in _BRACKETS and _encloses(text, s, e)):
+            lead.append((s, s + 1))
+            s += 1
+        elif z in _ALWAYS_OFF_END or (z == "." and e == sentence_end):
+            trail.append((e - 1, e))
+            e -= 1
+        elif z in _CLOSERS and text.count(z, s, e) > text.count(_CLOSERS[z], s, e):
+            trail.append((e - 1, e))
+            e -= 1
+        elif e - s > 2 and text[e - 2:e] in ("'s", "’s"):
+            trail.append((e - 2, e))
+            e -= 2
+        else:
+            break
+    return lead + [(s, e)] + trail[::-1]
+
+
+def text_words(text):
+    """``[(start, end)]`` character spans of the words of one sentence, tokenised as the NER
+    corpora are (see above); whitespace never belongs to a word."""
+    import re
+
+    chunks = [m.span() for m in re.finditer(r"\S+", text)]
+    end = chunks[-1][1] if chunks else 0
+    return [w for s, e in chunks for w in _chunk_words(text, s, e, end)]

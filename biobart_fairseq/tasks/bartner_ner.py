@@ -165,16 +165,18 @@ class BartNerTask(FairseqTask):
         seqs = self.generate_batch(model, sample, beam, max_len_a, max_len_b)
         return [decode_target(seq, ex["wp"], self.types, self.cfg.target_type) for seq, ex in zip(seqs, examples)]
 
-    def predict(self, model, sentences, beam=1, max_len_a=None, max_len_b=None, batch_size=32):
-        """Canonical sentences with their ``entities`` replaced by the model's predictions and
-        ``bartner`` = {"target_type", "seq": the predicted index sequence} for BARTNER's counting."""
+    def decode_examples(self, model, examples, beam=None, max_len_a=None, max_len_b=None, batch_size=32,
+                        progress=None):
+        """The one decoding path (``biobart-ner-score --checkpoint``, :class:`~biobart_fairseq.inference.
+        tagger.Tagger`): predicted index sequences of encoded examples, in input order, decoded in
+        batches of similar length; ``progress`` (a :class:`biobart_fairseq.progress.Progress`) is
+        advanced by the sentences of each batch."""
         import torch
 
         model.eval()
-        examples = self.encode(sentences)
         dataset = NerDataset(examples, self.dictionary.pad())
         device = next(model.parameters()).device
-        out = [None] * len(sentences)
+        seqs = [None] * len(examples)
         order = dataset.ordered_indices()
         for i in range(0, len(order), batch_size):
             ids = order[i: i + batch_size].tolist()
@@ -182,12 +184,20 @@ class BartNerTask(FairseqTask):
             if device.type == "cuda":
                 sample = utils.move_to_cuda(sample, device=device)
             with torch.no_grad():
-                seqs = self.generate_batch(model, sample, beam, max_len_a, max_len_b)
-            for j, seq in zip(ids, seqs):
-                ents = decode_target(seq, examples[j]["wp"], self.types, self.cfg.target_type)
-                out[j] = {**sentences[j], "entities": ents,
-                          "bartner": {"target_type": str(self.cfg.target_type), "seq": seq}}
-        return out
+                for j, seq in zip(ids, self.generate_batch(model, sample, beam, max_len_a, max_len_b)):
+                    seqs[j] = seq
+            if progress is not None:
+                progress.update(len(ids))
+        return seqs
+
+    def predict(self, model, sentences, beam=None, max_len_a=None, max_len_b=None, batch_size=32, progress=None):
+        """Canonical sentences with their ``entities`` replaced by the model's predictions and
+        ``bartner`` = {"target_type", "seq": the predicted index sequence} for BARTNER's counting."""
+        examples = self.encode(sentences)
+        seqs = self.decode_examples(model, examples, beam, max_len_a, max_len_b, batch_size, progress)
+        return [{**sent, "entities": decode_target(seq, ex["wp"], self.types, self.cfg.target_type),
+                 "bartner": {"target_type": str(self.cfg.target_type), "seq": seq}}
+                for sent, ex, seq in zip(sentences, examples, seqs)]
 
     def count_bartner(self, counts, examples, seqs):
         """Add a batch to :class:`BartnerCounts`: gold tuples from the encoded targets."""

@@ -1,0 +1,182 @@
+"""biobart-tag: raw text -> entities with character offsets, the same as biobart-ner-score.
+
+GENIA's release has no raw text (tokens only; SOURCE.md: the raw XML was not brought here), so
+each abstract's text is rebuilt in the test from its words: every sentence by
+``sentences.detokenize`` (no space before ``.``, ``,``, ``)``, ... nor after ``(``), sentences
+(title first) joined by one space.  The equality test gives that text to biobart-tag as plain
+text, and the same abstracts, prepared by biobart-prepare-ner, to ``biobart-ner-score
+--checkpoint``; a tiny BARTNER model, trained briefly on those very sentences so that it emits
+entities, must then find the same entities, at offsets that the test computes on its own (each
+word found in order in the rebuilt text) and that slice the text to the entity's words.
+"""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import SHARED_DATA
+from biobart_fairseq.data import ner_formats
+from biobart_fairseq.data.sentences import detokenize, split_sentences
+
+GENIA = SHARED_DATA / "genia_nested_ner"
+CADEC = SHARED_DATA / "cadec_discontinuous_sample"
+TINY = ("--arch bartner_base --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --encoder-attention-heads 2 "
+        "--decoder-attention-heads 2 --dropout 0 --pointer-dropout 0").split()
+N_ABSTRACTS = 3  # the first abstracts of GENIA's test split: 30 sentences
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def genia_test_abstracts(n):
+    """The first ``n`` abstracts of GENIA test: [(doc id, [GENIA JSON line of each sentence])]."""
+    if not (GENIA / "test.jsonlines").exists():
+        pytest.skip(f"GENIA not found under {SHARED_DATA}")
+    docs = {}
+    with open(GENIA / "test.jsonlines", encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["doc_id"] not in docs and len(docs) == n:
+                break
+            docs.setdefault(rec["doc_id"], []).append(line)
+    return list(docs.items())
+
+
+def rebuilt_text(sentences):
+    """An abstract's text from its sentences' words, and where each word is in it (found in
+    order, independently of the tagger's tokeniser)."""
+    text, offsets = "", []
+    for tokens in sentences:
+        sent = detokenize(tokens)
+        base = len(text) + (1 if text else 0)
+        text = f"{text} {sent}" if text else sent
+        pos, spans = 0, []
+        for tok in tokens:
+            pos = sent.index(tok, pos)
+            spans.append((base + pos, base + pos + len(tok)))
+            pos += len(tok)
+        offsets.append(spans)
+    return text, offsets
+
+
+def save_checkpoint(model, cfg, path):
+    """A fairseq checkpoint as fairseq-train writes one (what load_model_ensemble_and_task reads)."""
+    from omegaconf import OmegaConf
+
+    torch.save({"args": None, "cfg": OmegaConf.to_container(cfg, resolve=True), "model": model.state_dict(),
+                "optimizer_history": [{"criterion_name": "BartNerLoss", "optimizer_name": "Adam",
+                                       "lr_scheduler_state": {}, "num_updates": 0}],
+                "extra_state": {}}, path)
+
+
+def train_tiny(data, steps, *extra):
+    """A tiny BARTNER model trained full-batch on DATA/train.jsonl (Adam, lr 1e-2); -> (cfg, model)."""
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [str(data), "--task", "bartner_ner", "--criterion", "bartner_loss",
+                                                "--cpu", *TINY, *extra])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model)
+    task.load_dataset("train")
+    ds = task.datasets["train"]
+    batch = ds.collater([ds[i] for i in range(len(ds))])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        logits, _ = model(**batch["net_input"])
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), batch["target"].view(-1), ignore_index=-1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return cfg, model.eval()
+
+
+def prepare(d, raw_name, fmt, text_lines, *extra):
+    """prepare-ner of ``raw/train.*`` and ``raw/test.*`` (the same sentences) with a sentencepiece BPE."""
+    import sentencepiece as spm
+
+    from biobart_fairseq.cli import prepare_ner
+
+    with open(d / "spm.txt", "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in text_lines)
+    spm.SentencePieceTrainer.train(input=str(d / "spm.txt"), model_prefix=str(d / "spm"), vocab_size=600,
+                                   model_type="bpe", byte_fallback=True, minloglevel=2)
+    inputs = [str(d / "raw" / f"{split}{raw_name}") for split in ("train", "test")]
+    rc = prepare_ner.main(["--format", fmt, "--input", *inputs, "-o", str(d / "data"), "--bpe", "sentencepiece",
+                           "--spm-model", str(d / "spm.model"), *extra])
+    assert rc == 0
+    return d / "data"
+
+
+@pytest.fixture(scope="module")
+def genia_model(tmp_path_factory):
+    """(folder, checkpoint, [(doc id, text, word offsets per sentence, sentences)]) for the first
+    GENIA test abstracts, a span-target model trained on their own sentences."""
+    d = tmp_path_factory.mktemp("tag_genia")
+    abstracts = genia_test_abstracts(N_ABSTRACTS)
+    (d / "raw").mkdir()
+    for split in ("train", "test"):
+        with open(d / "raw" / f"{split}.jsonlines", "w", encoding="utf-8") as f:
+            f.writelines(line for _, lines in abstracts for line in lines)
+    docs = []
+    for doc_id, lines in abstracts:
+        sentences = [json.loads(line)["tokens"] for line in lines]
+        docs.append((doc_id, *rebuilt_text(sentences), sentences))
+    data = prepare(d, ".jsonlines", "genia", [" ".join(s) for *_, sents in docs for s in sents],
+                   "--target-type", "span")
+    cfg, model = train_tiny(data, 25, "--target-type", "span", "--max-len-a", "0.5")
+    save_checkpoint(model, cfg, d / "checkpoint_best.pt")
+    return d, d / "checkpoint_best.pt", docs
+
+
+def ner_score_entities(d, ckpt, docs, *extra):
+    """biobart-ner-score --checkpoint on the prepared split: per document, {(type, char spans)}
+    with the test's own word offsets; and the scores it printed."""
+    from biobart_fairseq.cli import ner_score
+
+    rc = ner_score.main(["--checkpoint", str(ckpt), "--data", str(d / "data"), "--split", "test", "--pred-out",
+                         str(d / "test.pred.jsonl"), "--output-json", str(d / "scores.json"), "--quiet", *extra])
+    assert rc == 0
+    preds = ner_formats.read_jsonl(d / "test.pred.jsonl")
+    out, k = [], 0
+    for _, text, offsets, sentences in docs:
+        found = set()
+        for words, tokens in zip(offsets, sentences):
+            assert preds[k]["tokens"] == tokens
+            for e in preds[k]["entities"]:
+                found.add((e["type"], tuple((words[a][0], words[b - 1][1]) for a, b in e["spans"])))
+            k += 1
+        out.append(found)
+    assert k == len(preds)
+    return out, json.loads((d / "scores.json").read_text())
+
+
+def test_tagger_finds_what_ner_score_finds_on_genia_text(genia_model):
+    from biobart_fairseq.inference.document import Document
+    from biobart_fairseq.inference.tagger import Tagger
+
+    d, ckpt, docs = genia_model
+    want, scores = ner_score_entities(d, ckpt, docs)
+    assert scores["speed"]["items"] == 30 and scores["speed"]["unit"] == "sentence" and scores["speed"]["items_per_s"] > 0
+    tagger = Tagger.from_path(d)  # the folder: its checkpoint_best.pt
+    tagged = tagger.tag([Document(doc_id, text) for doc_id, text, *_ in docs])
+    n = 0
+    for doc, (_, text, offsets, sentences), expected in zip(tagged, docs, want):
+        got = {(e.type, tuple(e.spans)) for e in doc.entities}
+        assert got == expected
+        assert len(got) == len(doc.entities) and not doc.notes
+        words = {s: tok for spans, toks in zip(offsets, sentences) for s, tok in zip(spans, toks)}
+        for e in doc.entities:
+            for s, t in e.spans:  # each fragment slices the text from its first word to its last
+                inner = [tok for (a, b), tok in words.items() if s <= a and b <= t]
+                assert text[s:t].startswith(inner[0]) and text[s:t].endswith(inner[-1])
+                assert "".join(text[s:t].split()) == "".join(inner)
+            assert e.text == " ".join(text[s:t] for s, t in e.spans)
+        n += len(got)
+    assert scores["f1"] > 0.5 and n >= 20, (scores["f1"], n)  # the model emits entities (it was trained on these sentences)
