@@ -35,3 +35,75 @@ def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", data_dir=No
     hub.bpe = build_bpe(info)
     hub.eval()
     return hub
+
+
+# --- loading a fine-tuned checkpoint for inference (biobart_fairseq.inference) ------------------
+CHECKPOINTS = ("checkpoint_best.pt", "checkpoint_last.pt")
+
+
+def find_checkpoint(path):
+    """``path`` itself, or the ``checkpoint_best.pt`` (else ``checkpoint_last.pt``) of a folder
+    or of its ``checkpoints/`` (a recipe's work folder).  errors.Unusable when there is none."""
+    from . import errors
+
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise errors.Unusable(errors.missing(path, folder_ok=True))
+    for folder in (path, os.path.join(path, "checkpoints")):
+        for name in CHECKPOINTS:
+            if os.path.isfile(os.path.join(folder, name)):
+                return os.path.join(folder, name)
+    raise errors.Unusable(f"{path}: no {' or '.join(CHECKPOINTS)} in this folder (or its checkpoints/)")
+
+
+def checkpoint_task(checkpoint):
+    """(task name, data folder it was trained on or None) from a checkpoint's cfg, read without
+    building the model (nor importing torch: :mod:`biobart_fairseq.results` reads the pickle's
+    plain parts); errors.Unusable when the file is no fairseq checkpoint."""
+    from . import errors
+    from .results import _cfg_get, _read_checkpoint_state
+
+    try:
+        state = _read_checkpoint_state(checkpoint)
+        cfg = state.get("cfg") if isinstance(state, dict) else None
+        task = _cfg_get(cfg or {}, "task", "_name")
+    except Exception as e:  # noqa: BLE001  (a torn or foreign file: one line naming it)
+        raise errors.Unusable(f"{checkpoint}: not a fairseq checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    if not task:
+        raise errors.Unusable(f"{checkpoint}: not a fairseq checkpoint this plugin can read (no task in its cfg)")
+    data = _cfg_get(cfg, "task", "data")
+    return task, (str(data) if data else None)
+
+
+def load_for_inference(checkpoint, task_name, data_dir, device="cpu", generation=None):
+    """(task, models) for decoding: the checkpoint's own task settings, run as ``task_name``
+    (e.g. ``biomed_translation`` for a ``translation`` model: same data and flags, our generator
+    fixes) on ``data_dir``; the models in eval mode, prepared for inference as fairseq-generate
+    does (``generation``: its generation settings, e.g. the beam), on ``device``."""
+    from argparse import Namespace
+
+    from . import errors, register
+
+    register()
+    import torch
+    from fairseq import checkpoint_utils, tasks
+    from omegaconf import open_dict
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise errors.Unusable(f"device {device}: CUDA is not available here (use device cpu)")
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
+    except Exception as e:  # noqa: BLE001  (a torn or foreign file: one line naming it)
+        raise errors.Unusable(f"{checkpoint}: cannot be loaded ({type(e).__name__}: {str(e)[:200]})") from None
+    cfg = state["cfg"]
+    with open_dict(cfg):
+        cfg.task._name = task_name
+        cfg.task.data = os.path.abspath(data_dir)
+    task = tasks.setup_task(cfg.task)
+    models, _ = checkpoint_utils.load_model_ensemble([checkpoint], task=task, state=state)
+    for model in models:
+        model.eval()
+        model.prepare_for_inference_(Namespace(generation=generation or Namespace(beam=5)))
+        model.to(device)
+    return task, models
