@@ -31,20 +31,37 @@ def parse_args(argv):
     h.add_argument("--out-dir", required=True, help="destination folder (created if needed; files in it are overwritten)")
     f = sub.add_parser(
         "fairseq-to-hf", allow_abbrev=False,
-        help="fairseq BART checkpoint -> HF folder (config.json, model.safetensors, vocab.json, merges.txt)",
+        help="fairseq BART checkpoint -> HF folder (config.json, generation_config.json, model.safetensors, tokenizer)",
         description="Write an HF folder that BartForConditionalGeneration.from_pretrained and "
-        "BartTokenizer.from_pretrained load offline.",
+        "AutoTokenizer.from_pretrained load offline, and whose generate() decodes as fairseq-generate "
+        "does: a fine-tuned seq2seq checkpoint (--task translation / biomed_translation, the recipes' "
+        "checkpoints/checkpoint_best.pt) or a pretrained BART (biomed_denoising, biobart-convert's model.pt). "
+        "Decoding settings: the flags below, else the recipe's results.json next to the checkpoint, else "
+        "fairseq-generate's defaults.",
     )
     f.add_argument("--checkpoint", required=True, help="fairseq BART checkpoint (e.g. checkpoints/checkpoint_best.pt)")
-    f.add_argument("--data-dir", required=True,
-                   help="folder with the model's dict.txt, encoder.json and vocab.bpe (e.g. the binarized data folder)")
+    f.add_argument("--data-dir",
+                   help="folder with the model's dictionary (dict.txt, or dict.source.txt/dict.target.txt of a "
+                   "fine-tuning data-bin) and GPT-2 BPE (bpe.json or encoder.json + vocab.bpe); default: the data "
+                   "folder the checkpoint was trained on (recorded in it)")
     f.add_argument("--out-dir", required=True, help="destination folder for the HF files (created if needed)")
+    g = f.add_argument_group("decoding (written to generation_config.json)")
+    g.add_argument("--settings", help="results.json whose 'decoding' to use (default: CHECKPOINT's folder/results.json)")
+    g.add_argument("--beam", type=int, help="beam size (fairseq --beam; HF num_beams)")
+    g.add_argument("--lenpen", type=float, help="length penalty (fairseq --lenpen; HF length_penalty)")
+    g.add_argument("--max-len-b", type=int,
+                   help="most text tokens (fairseq --max-len-b with --max-len-a 0; HF max_length = this + 2)")
+    g.add_argument("--min-len", type=int, help="fewest text tokens (fairseq --min-len; HF min_length = this + 1)")
+    g.add_argument("--no-repeat-ngram-size", type=int, help="n-gram blocking (0 = off)")
+    g.add_argument("--forced-bos", choices=["auto", "yes", "no"], default="auto",
+                   help="start the output with <s> (HF forced_bos_token_id 0): auto = when the model's targets "
+                   "begin with <s> (pretrained BART; not our fine-tuning recipes, whose targets do not)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from biobart_fairseq.convert import ConversionError, fairseq_to_hf, hf_to_fairseq
+    from biobart_fairseq.convert import fairseq_to_hf, hf_to_fairseq
 
     try:
         if args.command == "hf-to-fairseq":
@@ -53,9 +70,18 @@ def main(argv=None):
                   + (", <mask> row added" if info["added_mask_row"] else "") + ") and dict.txt, encoder.json, "
                   "vocab.bpe, bpe.json")
         else:
-            info = fairseq_to_hf(args.checkpoint, args.data_dir, args.out_dir)
-            print(f"wrote HF model to {args.out_dir} ({info['rows']} rows, {info['vocab']} vocabulary entries)")
-    except (ConversionError, FileNotFoundError) as e:
+            decoding = {"beam": args.beam, "lenpen": args.lenpen, "max_len_b": args.max_len_b,
+                        "min_len": args.min_len, "no_repeat_ngram_size": args.no_repeat_ngram_size}
+            forced = {"auto": None, "yes": True, "no": False}[args.forced_bos]
+            info = fairseq_to_hf(args.checkpoint, args.data_dir, args.out_dir, settings=args.settings,
+                                 decoding=decoding, forced_bos=forced)
+            print(f"wrote HF model to {args.out_dir} (--task {info['task']}, {info['rows']} rows, "
+                  f"{info['vocab']} vocabulary entries, dictionary {info['dictionary']})")
+            d, src = info["decoding"], info["decoding_from"]
+            print("generation_config.json: " + ", ".join(f"{k} {v} ({src[k]})" for k, v in d.items())
+                  + f"; decoder starts </s>{' <s>' if info['forced_bos'] else ''}; inputs "
+                  + ("<s> text </s>" if info["bos_source"] else "text </s> (AutoTokenizer)"))
+    except (errors.Unusable, FileNotFoundError) as e:
         return errors.fail(PROG, str(e))
     return 0
 

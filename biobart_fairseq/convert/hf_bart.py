@@ -27,6 +27,8 @@ import re
 
 import torch
 
+from ..errors import Unusable
+
 SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
 MASK = "<mask>"
 
@@ -42,8 +44,8 @@ STOCK_ARCHS = {
 }
 
 
-class ConversionError(ValueError):
-    """A one-line, user-facing reason (names the file or key at fault)."""
+class ConversionError(Unusable):
+    """A one-line, user-facing reason (names the file or key at fault): errors.Unusable, exit 2."""
 
 
 # --- small helpers --------------------------------------------------------------------------
@@ -395,19 +397,106 @@ def hf_config_from_fairseq(m, n_rows, path):
         max_position_embeddings=get("max_source_positions"), activation_function=act,
         dropout=float(get("dropout", 0.1)), attention_dropout=float(get("attention_dropout", 0.0)),
         activation_dropout=float(get("activation_dropout", 0.0)),
+        # decoding settings (forced BOS/EOS, beam, lengths) go to generation_config.json
         scale_embedding=False, pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
-        forced_bos_token_id=0, forced_eos_token_id=2, is_encoder_decoder=True, tie_word_embeddings=True,
+        is_encoder_decoder=True, tie_word_embeddings=True,
     )
 
 
-def hf_vocab_from_fairseq(data_dir, n_rows):
+# --- fairseq -> HF: which files, which decoding -------------------------------------------
+# Tasks whose checkpoints HF's generate() decodes as fairseq does: fine-tuned seq2seq models
+# and the pretrained (denoising) BART.  The entity-linking and NER models are BART too, but their
+# decoding (a trie of names, pointers to source words) has no HF counterpart.
+SEQ2SEQ_TASKS = ("translation", "biomed_translation")
+DENOISING_TASKS = ("denoising", "biomed_denoising")
+# fairseq-generate's own defaults, for settings neither a flag nor the recipe's results.json gives
+GENERATE_DEFAULTS = {"beam": 5, "lenpen": 1.0, "max_len_b": 200, "min_len": 1, "no_repeat_ngram_size": 0}
+
+
+def _task_cfg(state, path):
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    if state.get("cfg") is not None:
+        return state["cfg"]["task"]
+    if state.get("args") is not None:
+        return convert_namespace_to_omegaconf(state["args"]).task
+    raise ConversionError(f"{path}: no 'cfg' or 'args' in the checkpoint")
+
+
+def _cfg_get(c, key, default=None):
+    return c.get(key, default) if hasattr(c, "get") else getattr(c, key, default)
+
+
+def exportable_task(task_cfg, path):
+    """The task name, or ConversionError for a checkpoint that is not a seq2seq/denoising BART."""
+    name = str(_cfg_get(task_cfg, "_name", _cfg_get(task_cfg, "task", "")))
+    if name not in SEQ2SEQ_TASKS + DENOISING_TASKS:
+        raise ConversionError(
+            f"{path}: a --task {name} checkpoint: fairseq-to-hf exports seq2seq models (--task "
+            "translation / biomed_translation, the dialogue and summarization recipes) and pretrained "
+            "BART (biomed_denoising); this task's decoding has no Hugging Face generate() counterpart")
+    return name
+
+
+def find_data_dir(data_dir, task_cfg, checkpoint):
+    """``data_dir``, or else the data folder the checkpoint was trained on (its cfg.task.data)."""
+    if data_dir:
+        if not os.path.isdir(data_dir):
+            raise ConversionError(f"{data_dir}: no such folder")
+        return data_dir
+    recorded = str(_cfg_get(task_cfg, "data", "") or "").split(os.pathsep)[0]
+    # relative paths were relative to where fairseq-train ran: try there and next to the checkpoint
+    for cand in (recorded, os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "..", recorded)):
+        if recorded and os.path.isdir(cand):
+            return cand
+    raise ConversionError(f"{checkpoint}: trained on data folder {recorded!r}, which is not there; "
+                          "pass --data-dir (the folder with its dictionary and BPE files)")
+
+
+def find_dictionary(data_dir, task_cfg):
+    """dict.txt (pretraining folders, biobart-convert's output) or the translation task's
+    dict.{source,target}.txt, which BART fine-tuning shares (one embedding matrix)."""
+    plain = os.path.join(data_dir, "dict.txt")
+    if os.path.isfile(plain):
+        return plain
+    src, tgt = (_cfg_get(task_cfg, k) or d for k, d in (("source_lang", "source"), ("target_lang", "target")))
+    paths = [os.path.join(data_dir, f"dict.{lang}.txt") for lang in (src, tgt)]
+    have = [p for p in paths if os.path.isfile(p)]
+    if not have:
+        raise ConversionError(f"{data_dir}: neither dict.txt nor dict.{src}.txt/dict.{tgt}.txt: not the "
+                              "model's data folder (pass --data-dir DATA, e.g. the recipe's data-bin)")
+    if len(have) == 2:
+        with open(paths[0], encoding="utf-8") as a, open(paths[1], encoding="utf-8") as b:
+            if a.read() != b.read():
+                raise ConversionError(f"{paths[1]}: differs from {paths[0]}; HF BART has one vocabulary "
+                                      "(the model must share source and target dictionaries)")
+    return have[-1]
+
+
+def find_bpe_files(data_dir):
+    """(encoder.json, vocab.bpe) of the folder's GPT-2 BPE (named by its bpe.json, or by name)."""
+    info_path = os.path.join(data_dir, "bpe.json")
+    if os.path.isfile(info_path):
+        from ..data import bpe as B
+
+        try:
+            info = B.read_info(info_path)
+        except B.BpeError as e:
+            raise ConversionError(str(e)) from None
+        if info["type"] != "gpt2":
+            raise ConversionError(
+                f"{info_path}: a {info['type']} BPE; Hugging Face BART's tokenizer is GPT-2's byte-level "
+                "BPE, so only models fine-tuned with --bpe gpt2 (BART/BioBART's vocabulary) are exported")
+        return _need(info["encoder_json"]), _need(info["vocab_bpe"])
+    return _need(os.path.join(data_dir, "encoder.json")), _need(os.path.join(data_dir, "vocab.bpe"))
+
+
+def hf_vocab_from_fairseq(dict_path, encoder_json, n_rows):
     """vocab.json for HF: token -> fairseq index, via dict.txt symbols (GPT-2 ids) and encoder.json."""
-    dict_path = _need(os.path.join(data_dir, "dict.txt"))
-    encoder = _read_json(os.path.join(data_dir, "encoder.json"))
-    _need(os.path.join(data_dir, "vocab.bpe"))
+    encoder = _read_json(encoder_json)
     id_to_token = {i: t for t, i in encoder.items()}
     vocab = dict(SPECIALS)
-    with open(dict_path, encoding="utf-8") as f:
+    with open(_need(dict_path), encoding="utf-8") as f:
         symbols = [line.rstrip("\n").rsplit(" ", 1)[0] for line in f if line.strip()]
     for n, sym in enumerate(symbols):
         idx = n + 4
@@ -418,9 +507,9 @@ def hf_vocab_from_fairseq(data_dir, n_rows):
         elif sym.startswith("madeupword"):
             tok = sym  # fillers keep their name so vocab.json covers every row, as in HF's BART
         else:
-            raise ConversionError(f"{dict_path}: symbol {sym!r} (line {n + 1}) is not a GPT-2 id in encoder.json")
+            raise ConversionError(f"{dict_path}:{n + 1}: symbol {sym!r} is not a GPT-2 id in {encoder_json}")
         if tok in vocab:
-            raise ConversionError(f"{dict_path}: token {tok!r} appears twice (line {n + 1})")
+            raise ConversionError(f"{dict_path}:{n + 1}: token {tok!r} appears twice")
         vocab[tok] = idx
     n_dict = len(symbols) + 4
     if n_rows == n_dict + 1 and MASK not in vocab:
@@ -430,24 +519,108 @@ def hf_vocab_from_fairseq(data_dir, n_rows):
     return vocab
 
 
-def fairseq_to_hf(checkpoint, data_dir, out_dir):
-    """fairseq BART checkpoint + its dict/BPE files -> HF folder (config, safetensors, tokenizer)."""
-    from .. import register
+def starts_with_bos(task, task_cfg, data_dir, dict_path, side):
+    """Whether the model's ``side`` sequences (source / target) begin with ``<s>``.
 
-    register()  # the weights_only workaround: fairseq checkpoints pickle Namespace objects
-    from fairseq import checkpoint_utils
-    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer
+    Denoising: always (BART's pretraining text).  Translation: what the binarized data holds
+    (our recipes binarize without ``<s>``, as fairseq's BART summarization recipe; data made
+    for HF-style fine-tuning may carry it), read from the first split found; no data: no."""
+    if task in DENOISING_TASKS:
+        return True
+    from fairseq.data import Dictionary, data_utils
 
-    state = checkpoint_utils.load_checkpoint_to_cpu(_need(checkpoint))
-    fs_sd = state.get("model")
-    if fs_sd is None:
-        raise ConversionError(f"{checkpoint}: no 'model' in the checkpoint")
-    emb = fs_sd.get("decoder.embed_tokens.weight")
-    if emb is None:
-        raise ConversionError(f"{checkpoint}: missing weight key 'decoder.embed_tokens.weight'")
-    kwargs = hf_config_from_fairseq(_model_cfg(state, checkpoint), emb.shape[0], checkpoint)
-    vocab = hf_vocab_from_fairseq(data_dir, emb.shape[0])
+    src, tgt = (_cfg_get(task_cfg, k) or d for k, d in (("source_lang", "source"), ("target_lang", "target")))
+    d = Dictionary.load(dict_path)
+    for split in ("train", "valid", "test"):
+        prefix = os.path.join(data_dir, f"{split}.{src}-{tgt}.{src if side == 'source' else tgt}")
+        ds = data_utils.load_indexed_dataset(prefix, d) if os.path.isfile(prefix + ".idx") else None
+        if ds is not None and len(ds):
+            firsts = [int(ds[i][0]) for i in range(min(len(ds), 100))]
+            return all(t == d.bos() for t in firsts)
+    return False
 
+
+def read_decoding(checkpoint, settings=None, overrides=None):
+    """Decoding settings: ``overrides`` (flags) > the recipe's results.json (``settings``, or the
+    one next to the checkpoint) > fairseq-generate's defaults.  -> (settings, where they came from)."""
+    path = settings or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "results.json")
+    found = {}
+    if settings or os.path.isfile(path):
+        found = _read_json(path).get("decoding") or {}
+        if float(found.get("max_len_a", 0) or 0) != 0:
+            raise ConversionError(f"{path}: max_len_a={found['max_len_a']}: HF generate() has no length "
+                                  "proportional to the source (max_len_a must be 0)")
+    out, source = {}, {}
+    for key, default in GENERATE_DEFAULTS.items():
+        given = (overrides or {}).get(key)
+        if given is not None:
+            out[key], source[key] = given, "flag"
+        elif key in found:
+            out[key], source[key] = found[key], path
+        else:
+            out[key], source[key] = default, "fairseq-generate default"
+    out = {k: (float(v) if k == "lenpen" else int(v)) for k, v in out.items()}
+    return out, source
+
+
+def generation_config(decoding, forced_bos, max_positions):
+    """HF GenerationConfig that decodes as fairseq's SequenceGenerator with these settings.
+
+    Both decoders start from ``</s>`` (fairseq's prev_output_tokens; HF decoder_start_token_id 2).
+    A model whose targets begin with ``<s>`` gets it forced first (fairseq's BART hub prefix;
+    HF forced_bos_token_id 0); a translation-fine-tuned one (targets without ``<s>``) must not.
+    Lengths: fairseq forces ``</s>`` at step ``max_len`` and bans it for the first ``min_len``
+    steps; HF counts the decoder start too: ``max_length = max_len + 2`` (``</s>`` forced at
+    index max_length-1), ``min_length = min_len + 1``; fairseq caps max_len at positions - 1.
+    Length penalty: both divide by the generated tokens incl. the final ``</s>``; both stop when
+    ``beam`` hypotheses are finished (early_stopping True).  fairseq never emits ``<pad>``."""
+    from transformers import GenerationConfig
+
+    max_len = min(decoding["max_len_b"], max_positions - 1)
+    return GenerationConfig(
+        # early_stopping only means something to (and is only accepted with) beam search
+        num_beams=decoding["beam"], length_penalty=decoding["lenpen"], early_stopping=decoding["beam"] > 1,
+        max_length=max_len + 2, min_length=decoding["min_len"] + 1,
+        no_repeat_ngram_size=decoding["no_repeat_ngram_size"], do_sample=False,
+        bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2,
+        forced_bos_token_id=0 if forced_bos else None, forced_eos_token_id=2, suppress_tokens=[1],
+    )
+
+
+def write_tokenizer(out_dir, vocab, vocab_bpe, bos_source, max_positions):
+    """vocab.json + merges.txt (BartTokenizer's files) and a tokenizer that marks inputs as the
+    model saw them: ``<s> text </s>`` (BART's convention: BartTokenizer), or ``text </s>`` for
+    models fine-tuned on sources binarized without ``<s>`` (our recipes, fairseq's BART
+    summarization recipe): a PreTrainedTokenizerFast whose tokenizer.json says so, which
+    AutoTokenizer loads (BartTokenizer itself always adds ``<s>``).  ``truncation=True`` cuts
+    inputs to the model's positions as fairseq's --truncate-source does (text, then ``</s>``)."""
+    from transformers import BartTokenizer
+
+    with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(vocab_bpe, encoding="utf-8") as f:
+        merges = f.read()
+    with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write(merges)
+    bart = BartTokenizer(vocab=os.path.join(out_dir, "vocab.json"), merges=os.path.join(out_dir, "merges.txt"),
+                         model_max_length=max_positions)
+    if bos_source:
+        bart.save_pretrained(out_dir)  # tokenizer_config.json / tokenizer.json next to vocab.json, merges.txt
+        return
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = bart.backend_tokenizer
+    backend.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 2)])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        mask_token=MASK if MASK in vocab else None, model_max_length=max_positions)
+    tok.save_pretrained(out_dir)
+
+
+def _hf_state(fs_sd, emb, checkpoint):
+    """fairseq tensors -> HF names (tied copies checked, bookkeeping dropped)."""
     sd = {}
     for k, v in fs_sd.items():
         if k.endswith(".version") or k.endswith("_float_tensor") or BT_KEY.match(k):
@@ -462,18 +635,49 @@ def fairseq_to_hf(checkpoint, data_dir, out_dir):
     sd["model.shared.weight"] = emb
     sd["lm_head.weight"] = emb
     sd["final_logits_bias"] = torch.zeros(1, emb.shape[0], dtype=emb.dtype)
+    return sd
+
+
+def fairseq_to_hf(checkpoint, data_dir, out_dir, settings=None, decoding=None, forced_bos=None):
+    """fairseq BART checkpoint + its dictionary/BPE files -> HF folder: config.json,
+    generation_config.json (decoding as fairseq-generate), model.safetensors, tokenizer.
+
+    ``data_dir``: the folder with the dictionary (dict.txt or dict.source/target.txt) and the GPT-2
+    BPE; None: the folder the checkpoint was trained on.  ``settings``: a results.json whose
+    ``decoding`` to use (default: the one next to the checkpoint); ``decoding``: explicit values
+    (beam, lenpen, max_len_b, min_len, no_repeat_ngram_size); ``forced_bos``: None = from the
+    task and data (see :func:`starts_with_bos`)."""
+    from .. import register
+
+    register()  # the weights_only workaround: fairseq checkpoints pickle Namespace objects
+    from fairseq import checkpoint_utils
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(_need(checkpoint))
+    fs_sd = state.get("model")
+    if fs_sd is None:
+        raise ConversionError(f"{checkpoint}: no 'model' in the checkpoint")
+    task_cfg = _task_cfg(state, checkpoint)
+    task = exportable_task(task_cfg, checkpoint)
+    emb = fs_sd.get("decoder.embed_tokens.weight")
+    if emb is None:
+        raise ConversionError(f"{checkpoint}: missing weight key 'decoder.embed_tokens.weight'")
+    kwargs = hf_config_from_fairseq(_model_cfg(state, checkpoint), emb.shape[0], checkpoint)
+    data_dir = find_data_dir(data_dir, task_cfg, checkpoint)
+    dict_path = find_dictionary(data_dir, task_cfg)
+    encoder_json, vocab_bpe = find_bpe_files(data_dir)
+    vocab = hf_vocab_from_fairseq(dict_path, encoder_json, emb.shape[0])
+    dec, dec_source = read_decoding(checkpoint, settings, decoding)
+    if forced_bos is None:
+        forced_bos = starts_with_bos(task, task_cfg, data_dir, dict_path, "target")
+    bos_source = starts_with_bos(task, task_cfg, data_dir, dict_path, "source")
 
     model = BartForConditionalGeneration(BartConfig(**kwargs))
-    _load_strict(model, sd, checkpoint)
+    _load_strict(model, _hf_state(fs_sd, emb, checkpoint), checkpoint)
     model.eval()
+    model.generation_config = generation_config(dec, forced_bos, kwargs["max_position_embeddings"])
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir)
-    with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)
-    with open(os.path.join(data_dir, "vocab.bpe"), encoding="utf-8") as f:
-        merges = f.read()
-    with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
-        f.write(merges)
-    # writes tokenizer_config.json / tokenizer.json next to vocab.json and merges.txt
-    BartTokenizer(vocab=os.path.join(out_dir, "vocab.json"), merges=os.path.join(out_dir, "merges.txt")).save_pretrained(out_dir)
-    return {"rows": emb.shape[0], "vocab": len(vocab)}
+    write_tokenizer(out_dir, vocab, vocab_bpe, bos_source, kwargs["max_position_embeddings"])
+    return {"rows": emb.shape[0], "vocab": len(vocab), "task": task, "dictionary": dict_path,
+            "forced_bos": bool(forced_bos), "bos_source": bos_source, "decoding": dec, "decoding_from": dec_source}
