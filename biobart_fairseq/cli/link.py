@@ -109,7 +109,11 @@ def load_linker(args):
         import torch
 
         torch.set_num_threads(args.threads)
+    import logging
+
     from ..inference.linker import Linker
+
+    logging.getLogger("fairseq").setLevel(logging.WARNING)  # its loading chatter is not for this command
 
     return Linker.from_path(args.model, data_dir=args.data, kb=args.kb, kb_format=args.kb_format,
                             device="cuda" if args.gpu else "cpu", beam=args.beam, topk=args.topk,

@@ -6,6 +6,7 @@ with :func:`decode` and map the generated token ids to KB names and CUIs with
 """
 
 import os
+import warnings
 
 from .. import errors
 
@@ -100,6 +101,7 @@ def decode(task, models, dataset, beam=5, batch_size=32, max_tokens=None, lenpen
         dataset, max_tokens=max_tokens, max_sentences=batch_size, ignore_invalid_inputs=False,
         required_batch_size_multiple=1, num_workers=0).next_epoch_itr(shuffle=False)
     out = [None] * len(dataset)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader asks for it on CPU too
     use_cuda = next(models[0].parameters()).is_cuda
     for sample in itr:
         if use_cuda:

@@ -114,6 +114,16 @@ def cached_kb(kb, kb_format, data_dir, style, encoder, log=None):
     return folder, bad
 
 
+def mentions_of(items, style):
+    """One canonical mention per (document, entity) of ``items``, ``query`` set as preparation
+    sets it (genbioel: abbreviations defined in the mention's document expanded)."""
+    by_doc = {}
+    for doc, e in items:
+        by_doc.setdefault(id(doc), []).append(F.Mention(doc.id, doc.text, e.start, e.end, e.text, []))
+    done = {k: iter(style.queries(ms)) for k, ms in by_doc.items()}
+    return [next(done[id(doc)]) for doc, _ in items]
+
+
 class Linker:
     """See the module docstring; build with :meth:`from_path`."""
 
@@ -162,24 +172,13 @@ class Linker:
         items = [(doc, e) for doc in docs for e in doc.entities if types is None or e.type in types]
         if not items:
             return docs
-        mentions = self._mentions(items)
+        mentions = mentions_of(items, self.style)
         dataset = self._dataset(items, mentions)
         ranked = D.decode(self.task, self.models, dataset, self.beam, self.batch_size, self.max_tokens, self.lenpen,
                           progress)
         for (_, e), hyps in zip(items, ranked):
             e.concepts = [Concept(c, n, s) for c, n, s in D.top_concepts(D.named(hyps, self.kb_names), self.topk)]
         return docs
-
-    def _mentions(self, items):
-        """One canonical mention per entity, ``query`` set as preparation sets it (per document:
-        genbioel's abbreviations come from the document's text)."""
-        out, by_doc = [], {}
-        for doc, e in items:
-            by_doc.setdefault(id(doc), []).append(F.Mention(doc.id, doc.text, e.start, e.end, e.text, []))
-        done = {k: iter(self.style.queries(ms)) for k, ms in by_doc.items()}
-        for doc, _ in items:
-            out.append(next(done[id(doc)]))
-        return out
 
     def _encode(self, text, dictionary):
         return dictionary.encode_line(" ".join(self.encoder(text)), add_if_not_exist=False, append_eos=True).long()
