@@ -124,7 +124,9 @@ def encode(args, tmp, splits, workers, info):
     """``tmp/{split}.bpe`` for each split; -> the dict.txt to binarize with."""
     lead = args.bpe == "gpt2"  # a document's later sentences get GPT-2's leading space
     files = [(split, path, os.path.join(tmp, split + ".bpe")) for split, path in splits]
-    counts = bpe.encode_files(files, workers, info, lead, counted=("train",), log=log)
+    # only a new sentencepiece dictionary is ordered by counts; GPT-2's is the model's
+    counted = ("train",) if args.bpe == "sentencepiece" else ()
+    counts = bpe.encode_files(files, workers, info, lead, counted=counted, log=log)
     return bpe.binarize_dictionary(info, counts, args.dict, tmp)
 
 

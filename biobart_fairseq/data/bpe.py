@@ -145,49 +145,255 @@ def build(info):
 
 def token_encoder(info):
     """``text -> [dictionary symbols]``: sentencepiece pieces, or GPT-2 ids as strings (the symbols
-    of a BART ``dict.txt``)."""
+    of a BART ``dict.txt``, exactly fairseq's GPT-2 encoder's: :class:`GPT2Encoder`)."""
     if info["type"] == "sentencepiece":
         import sentencepiece as spm
 
         sp = spm.SentencePieceProcessor(model_file=info["model"])
         return lambda text: sp.encode(text, out_type=str)
-    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
-
-    enc = get_encoder(info["encoder_json"], info["vocab_bpe"])
-    return lambda text: [str(i) for i in enc.encode(text)]
+    enc = GPT2Encoder(info["encoder_json"], info["vocab_bpe"])
+    return lambda text: enc.encode(text).split()
 
 
-_ENCODER = None  # this worker process's token_encoder
+# --- GPT-2: fairseq's encoder, fast ---------------------------------------------------------
+# fairseq.data.encoders.gpt2_bpe_utils.Encoder's pre-tokenisation (tests/test_bpe_fast.py: equal)
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+CACHE_MAX = 1 << 20  # cached words per encoder; then the cache starts again (bounded memory)
+
+
+def gpt2_byte_table():
+    """GPT-2's byte -> printable character map (gpt2_bpe_utils.bytes_to_unicode), as a
+    ``str.translate`` table over the latin-1 decoding of the bytes."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
+    moved = [b for b in range(256) if b not in keep]
+    return {**{b: chr(b) for b in keep}, **{b: chr(256 + n) for n, b in enumerate(moved)}}
+
+
+def read_gpt2_files(encoder_json, vocab_bpe):
+    """(token -> id, merges) read as fairseq's ``get_encoder`` reads them: vocab.bpe's first
+    line (``#version``) and its last (after the final newline) dropped, each merge the tuple of
+    its whitespace-separated fields."""
+    with open(encoder_json, encoding="utf-8") as f:
+        vocab = json.load(f)
+    with open(vocab_bpe, encoding="utf-8") as f:
+        merges = [tuple(line.split()) for line in f.read().split("\n")[1:-1]]
+    return vocab, merges
+
+
+def tokenizers_problem(vocab, merges):
+    """None when HF ``tokenizers``' BPE merges exactly as fairseq's ``Encoder.bpe`` does with these
+    files, else the reason it might not.
+
+    fairseq merges the lowest-ranked pair at every place in a word, then looks again;
+    tokenizers pops (rank, position) from a heap and pushes the pairs each merge creates, so a
+    pair that a merge creates can go before the remaining places of the current pair.  The two
+    agree when each merge joins only bytes or results of lower-ranked merges (a created pair then
+    ranks after the merge that made it), as every learnt BPE's merges do.  Also needed: every
+    byte and every merge result is a token (else tokenizers drops or refuses text fairseq would
+    fail on), and no merge is listed twice (fairseq keeps the later rank)."""
+    table = gpt2_byte_table()
+    made, seen = set(table.values()), set()
+    missing = [c for c in made if c not in vocab]
+    if missing:
+        return f"byte symbol {missing[0]!r} is not in encoder.json"
+    later = {a + b for m in merges if len(m) == 2 for a, b in [m]}
+    for rank, merge in enumerate(merges):
+        if len(merge) != 2:
+            return f"vocab.bpe merge {rank + 1} has {len(merge)} fields: {' '.join(merge)!r}"
+        if merge in seen:
+            return f"vocab.bpe merge {' '.join(merge)!r} is listed twice"
+        a, b = merge
+        for part in (a, b):
+            if part not in made and part in later:
+                return f"vocab.bpe merge {rank + 1} ({a} {b}) uses {part!r} before the merge that makes it"
+        if a + b not in vocab:
+            return f"vocab.bpe merge {rank + 1} makes {a + b!r}, which encoder.json lacks"
+        seen.add(merge)
+        made.add(a + b)
+    return None
+
+
+class GPT2Encoder:
+    """fairseq's GPT-2 BPE (``gpt2_bpe_utils.Encoder.encode``), ids as a space-separated string.
+
+    fairseq's ``regex`` pattern splits text into words, each word's UTF-8 bytes are mapped to
+    GPT-2's characters and merged by HF ``tokenizers``' BPE -- or by fairseq's own ``Encoder``
+    when :func:`tokenizers_problem` finds a reason they could differ (``engine`` then says
+    ``fairseq`` and ``problem`` why).  Results are cached per word.
+
+    Lines whose only whitespace is single spaces (what the binarize commands read, after
+    ``" ".join(line.split())``) are cut at the spaces instead of running the regex: no word of
+    the pattern crosses a single space except as its first character, and every regex ``\\s``
+    character is ``str.isspace`` (tested), so the words of ``"a b"`` are those of ``"a"`` followed
+    by those of ``" b"``, and a line costs one ``split`` and a dict lookup per space-separated
+    word."""
+
+    def __init__(self, encoder_json, vocab_bpe, engine="auto"):
+        import regex
+
+        vocab, merges = read_gpt2_files(encoder_json, vocab_bpe)
+        self.problem = "fairseq's engine asked for" if engine == "fairseq" else tokenizers_problem(vocab, merges)
+        self._bpe = None
+        if self.problem is None:
+            from tokenizers import Tokenizer, models
+
+            try:  # no normalizer, pre-tokenizer or post-processor: only the merges
+                self._bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+            except Exception as e:  # noqa: BLE001  (tokenizers raises plain Exceptions)
+                self.problem = f"tokenizers refuses the files ({e})"
+        if self._bpe is None:
+            from fairseq.data.encoders.gpt2_bpe_utils import Encoder
+
+            self._fairseq = Encoder(vocab, merges)
+        self.engine = "fairseq" if self._bpe is None else "tokenizers"
+        self._words = regex.compile(GPT2_PATTERN).findall
+        self._bytes = gpt2_byte_table()
+        self._str = {i: str(i) for i in vocab.values()}
+        self._cache = ({}, {}, {})  # line-initial word, word after a space, regex word -> ids
+
+    def _ids(self, text, split=True):
+        """The ids of ``text`` (one regex word when not ``split``), uncached, as fairseq's
+        ``Encoder.encode`` gives them: its words' bytes as GPT-2 characters, then the merges."""
+        words = [w.encode("utf-8").decode("latin-1").translate(self._bytes)
+                 for w in (self._words(text) if split else [text])]
+        if self._bpe is not None:
+            ids = self._bpe.encode(words, is_pretokenized=True, add_special_tokens=False).ids
+        else:  # the body of fairseq's Encoder.encode
+            fs = self._fairseq
+            ids = [fs.encoder[token] for word in words for token in fs.bpe(word).split(" ")]
+        return " ".join([self._str[i] for i in ids])
+
+    def _miss(self, cache, word, text, split=True):
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        ids = cache[word] = self._ids(text, split)
+        return ids
+
+    def encode_line(self, line, lead=False):
+        """ids of a line with no whitespace but single spaces between words (``" ".join(raw.split())``),
+        with GPT-2's leading space when ``lead``; "" for an empty line."""
+        if not line:
+            return ""
+        words = line.split(" ")
+        after = self._cache[1]
+        if lead:
+            ids = list(map(after.get, words))  # a C loop: all but new words hit the cache
+        else:
+            first = self._cache[0]
+            ids = [first.get(words[0]), *map(after.get, words[1:])]
+        if None in ids:
+            for i, w in enumerate(words):
+                if ids[i] is None:
+                    if lead or i:  # (a word new to the cache may come twice in a line)
+                        ids[i] = after.get(w) or self._miss(after, w, " " + w)
+                    else:
+                        ids[i] = self._miss(first, w, w)
+        return " ".join(ids)
+
+    def encode(self, text):
+        """ids of any text, exactly as fairseq's encoder (the regex runs where whitespace is not
+        single spaces)."""
+        lead = text[:1] == " "
+        body = text[1:] if lead else text
+        if body and " ".join(body.split()) == body:
+            return self.encode_line(body, lead)
+        words = self._cache[2]
+        return " ".join([words.get(w) or self._miss(words, w, w, split=False) for w in self._words(text)])
+
+
+# --- the encoder pool: one BPE load per worker for a whole command ------------------------------
+CHUNK_BYTES = 1 << 16  # and at most this much text per task, so a small file still feeds every worker
+_ENCODER = None  # this process's line encoder: (line, lead) -> encoded line
+_LOADS = 0  # BPE loads in this process (reported with each chunk: one per worker per command)
+
+
+def line_encoder(info):
+    """``(line, lead) -> encoded line`` for whitespace-normalised lines: GPT-2 ids or pieces.
+    ``info["engine"] = "fairseq"`` makes a GPT-2 encoder merge with fairseq's code (tests)."""
+    if info["type"] == "sentencepiece":
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_file=info["model"])
+        return lambda line, lead: " ".join(sp.encode((" " + line) if lead else line, out_type=str)) if line else ""
+    return GPT2Encoder(info["encoder_json"], info["vocab_bpe"], info.get("engine", "auto")).encode_line
 
 
 def _init_worker(info):
-    global _ENCODER
-    _ENCODER = token_encoder(info)
+    global _ENCODER, _LOADS
+    _ENCODER = line_encoder(info)
+    _LOADS += 1
 
 
 def _encode_chunk(chunk, count=False):
     """chunk: list of (line, leading_space); blank lines stay blank.  Returns (encoded lines,
-    input bytes, token counts or None): counting happens in the worker, the parent only writes."""
-    out, nbytes = [], 0
-    for line, lead in chunk:
-        nbytes += len(line.encode("utf-8")) + 1
-        out.append(" ".join(_ENCODER((" " + line) if lead else line)) if line else "")
-    counts = collections.Counter(tok for line in out for tok in line.split()) if count else None
-    return out, nbytes, counts
+    input bytes, token counts or None, (pid, BPE loads of this process)): counting happens in
+    the worker, the parent only writes."""
+    nbytes = sum(len(line.encode("utf-8")) + 1 for line, _ in chunk)
+    out = [_ENCODER(line, lead) for line, lead in chunk]
+    counts = None
+    if count:
+        counts = collections.Counter()
+        for line in out:
+            counts.update(line.split())
+    return out, nbytes, counts, (os.getpid(), _LOADS)
+
+
+class _InProcess:
+    """A one-worker "pool" in this process (no fork): ``apply_async(f, args).get()``."""
+
+    def __init__(self, info):
+        _init_worker(info)
+
+    def apply_async(self, func, args):
+        return _Done(func(*args))
+
+
+class _Done:
+    def __init__(self, result):
+        self.result = result
+
+    def get(self):
+        return self.result
+
+
+class EncoderPool:
+    """The BPE workers of one command, shared by all its files: each loads the BPE once.
+    ``loads`` maps each worker that did some work to its BPE loads (1 each)."""
+
+    def __init__(self, workers, info):
+        self.workers, self.info, self.loads = max(1, workers), info, {}
+
+    def __enter__(self):
+        from .atomic import quiet_worker
+
+        if self.workers == 1:
+            self._pool = _InProcess(self.info)
+        else:
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers, quiet_worker, (_init_worker, self.info))
+        return self
+
+    def __exit__(self, *exc):
+        if self.workers > 1:
+            self._pool.terminate() if exc[0] else self._pool.close()
+            self._pool.join()
+
+    def apply_async(self, func, args):
+        return self._pool.apply_async(func, args)
 
 
 def _read_chunks(path, leading_space):
     """Chunks of (whitespace-normalised line, needs a leading space): with ``leading_space``, the
     lines after the first of a document (blank line = document break) get GPT-2's space."""
-    chunk, first_in_doc = [], True
+    chunk, size, first_in_doc = [], 0, True
     with open(path, encoding="utf-8") as f:
         for raw in f:
             line = " ".join(raw.split())
             chunk.append((line, leading_space and not first_in_doc and bool(line)))
+            size += len(line)
             first_in_doc = not line
-            if len(chunk) >= CHUNK:
+            if len(chunk) >= CHUNK or size >= CHUNK_BYTES:
                 yield chunk
-                chunk = []
+                chunk, size = [], 0
     if chunk:
         yield chunk
 
@@ -207,37 +413,43 @@ def bounded_imap(pool, func, items, window):
         yield pending.popleft().get()
 
 
-def encode_file(src, dst, workers, info, leading_space=False, counts=None):
+def encode_file(src, dst, workers, info, leading_space=False, counts=None, pool=None):
     """BPE-encode the text file ``src`` into ``dst`` (one line per line) with ``workers``
-    processes; ``counts`` (a Counter) gets the token counts.  Returns the number of lines."""
-    from tqdm import tqdm
-
-    from .atomic import quiet_worker
+    processes -- those of ``pool`` (an :class:`EncoderPool`) when given, else a pool for this
+    file; ``counts`` (a Counter) gets the token counts.  Returns the number of lines."""
+    if pool is None:
+        with EncoderPool(workers, info) as pool:
+            return encode_file(src, dst, workers, info, leading_space, counts, pool)
+    from .. import progress
 
     n = 0
-    with multiprocessing.get_context("fork").Pool(workers, quiet_worker, (_init_worker, info)) as pool, \
-            open(dst, "w", encoding="utf-8") as out, \
-            tqdm(total=os.path.getsize(src), unit="B", unit_scale=True, desc=f"BPE {os.path.basename(src)}",
-                 file=sys.stderr) as bar:
+    with open(dst, "w", encoding="utf-8") as out, \
+            progress.bar(total=os.path.getsize(src), desc=f"BPE {os.path.basename(src)}", unit="B") as bar:
         worker = functools.partial(_encode_chunk, count=counts is not None)
-        for lines, nbytes, chunk_counts in bounded_imap(pool, worker, _read_chunks(src, leading_space), 4 * workers):
+        chunks = _read_chunks(src, leading_space)
+        for lines, nbytes, chunk_counts, (pid, loads) in bounded_imap(pool, worker, chunks, 4 * pool.workers):
             out.write("".join(line + "\n" for line in lines))
             if chunk_counts:
                 counts.update(chunk_counts)
+            pool.loads[pid] = loads
             n += len(lines)
             bar.update(nbytes)
     return n
 
 
 def encode_files(files, workers, info, leading_space=False, counted=(), log=None):
-    """:func:`encode_file` for each ``(name, src, dst)`` of ``files``; -> the token counts of
-    the files whose name is in ``counted`` (the training text: they order a sentencepiece
-    dictionary).  ``log`` gets one line a file."""
+    """:func:`encode_file` for each ``(name, src, dst)`` of ``files``, all with one
+    :class:`EncoderPool`; -> the token counts of the files whose name is in ``counted`` (the
+    training text: they order a sentencepiece dictionary).  ``log`` gets one line a file and
+    one for the pool."""
     counts = collections.Counter()
-    for name, src, dst in files:
-        n = encode_file(src, dst, workers, info, leading_space, counts if name in counted else None)
-        if log:
-            log(f"{name}: {n} lines encoded")
+    with EncoderPool(workers, info) as pool:
+        for name, src, dst in files:
+            n = encode_file(src, dst, workers, info, leading_space, counts if name in counted else None, pool)
+            if log:
+                log(f"{name}: {n} lines encoded")
+    if log:
+        log(f"BPE: {len(files)} files, {pool.workers} workers, {sum(pool.loads.values())} BPE loads")
     return counts
 
 
