@@ -217,3 +217,10 @@ def test_ner_score_bartner_metric_from_files(tmp_path, capsys):
     # 3 gold tuples; the changed one is a wrong tuple (inside w3) or not a tuple at all (w4, w4: not increasing)
     assert r["metric"] == "bartner" and r["gold"] == 3 and r["tp"] == 2
     assert r["pred"] == (3 if inside is not None else 2)
+    # issue 22: a target type outside word/span/bpe was a traceback (ValueError of entity_pointers
+    # when the gold targets were built); now the one-line error with file and line
+    for bad_type in ("foo", 3):
+        (d / "p.jsonl").write_text(json.dumps(dict(sent, bartner={"target_type": bad_type, "seq": seq})) + "\n")
+        rc, out = cli(ner_score.main, ["--gold", str(data / "test.jsonl"), "--pred", str(d / "p.jsonl")], capsys)
+        assert rc == 2 and f"biobart-ner-score: error: {d / 'p.jsonl'}:1: 'bartner.target_type' is {bad_type!r}" in out, out
+        assert "Traceback" not in out

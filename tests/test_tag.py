@@ -180,3 +180,104 @@ def test_tagger_finds_what_ner_score_finds_on_genia_text(genia_model):
             assert e.text == " ".join(text[s:t] for s, t in e.spans)
         n += len(got)
     assert scores["f1"] > 0.5 and n >= 20, (scores["f1"], n)  # the model emits entities (it was trained on these sentences)
+
+
+def cli(main, args, capsys):
+    """A command's main in-process (an exception fails the test: no traceback allowed)."""
+    capsys.readouterr()
+    rc = main(args)
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_tag_command_plain_text_to_jsonl_and_pubtator(genia_model, tmp_path, capsys):
+    """biobart-tag on the abstracts as one plain-text file (blank lines between them): the
+    entities of ner-score; PubTator output whose every line slices the text to its text."""
+    from biobart_fairseq.cli import tag
+
+    d, ckpt, docs = genia_model
+    want, _ = ner_score_entities(d, ckpt, docs)
+    src = tmp_path / "abstracts.txt"
+    src.write_text("\n\n".join(text for _, text, *_ in docs) + "\n", encoding="utf-8")
+    out = tmp_path / "tagged.jsonl"
+    rc, _, err = cli(tag.main, [str(src), "--model", str(ckpt), "-o", str(out), "--quiet",
+                                "--report", str(tmp_path / "report.json")], capsys)
+    assert rc == 0, err
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == [text for _, text, *_ in docs]
+    for r, expected in zip(records, want):
+        got = {(e["type"], tuple(map(tuple, e.get("fragments", [[e["start"], e["end"]]])))) for e in r["entities"]}
+        assert got == expected
+        assert all(r["text"][e["start"]:e["end"]] == e["text"] for e in r["entities"] if "fragments" not in e)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["sentences"] == 30 and report["entities"] == sum(map(len, want)) and report["speed"]["items"] == 30
+
+    rc, _, err = cli(tag.main, [str(src), "--model", str(ckpt), "--output-format", "pubtator", "-o",
+                                str(tmp_path / "t.pubtator"), "--quiet"], capsys)
+    assert rc == 0, err
+    lines = [line.split("\t") for line in (tmp_path / "t.pubtator").read_text(encoding="utf-8").splitlines()
+             if "\t" in line]
+    assert len(lines) == sum(map(len, want))
+    texts = {r["id"]: r["text"] for r in records}
+    for doc_id, s, e, text, etype, _ in lines:
+        assert texts[doc_id][int(s):int(e)] == text and etype in {"DNA", "RNA", "protein", "cell_line", "cell_type"}
+
+
+def test_tag_bad_records_skipped_and_wrong_model_refused(genia_model, tmp_path, capsys):
+    from biobart_fairseq.cli import ner_score, tag
+
+    d, ckpt, docs = genia_model
+    src = tmp_path / "in.txt"
+    good = docs[0][1].encode()
+    src.write_bytes(good + b"\n\nbad \xff byte here.\n\n" + good + b"\n")
+    out = tmp_path / "o.jsonl"
+    rc, _, err = cli(tag.main, [str(src), "--model", str(ckpt), "-o", str(out), "--quiet"], capsys)
+    assert rc == 3 and f"biobart-tag: skipped {src}:3: " in err and "1 bad record(s) skipped" in err, err
+    assert len(out.read_text().splitlines()) == 2
+
+    # a checkpoint of another task: one line naming the file and the task, from both commands
+    src = tmp_path / "good.txt"
+    src.write_bytes(good)
+    state = torch.load(ckpt, weights_only=False)
+    state["cfg"]["task"]["_name"] = "biomed_entity_linking"
+    other = tmp_path / "el.pt"
+    torch.save(state, other)
+    rc, _, err = cli(tag.main, [str(src), "--model", str(other), "-o", str(out)], capsys)
+    assert rc == 2 and err.startswith(f"biobart-tag: error: {other}: a checkpoint of task 'biomed_entity_linking', "
+                                      "not an NER model") and len(err.splitlines()) == 1, err
+    rc, _, err = cli(ner_score.main, ["--checkpoint", str(other), "--data", str(d / "data")], capsys)
+    assert rc == 2 and f"biobart-ner-score: error: {other}: a checkpoint of task 'biomed_entity_linking'" in err, err
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    for model, message in ((tmp_path / "junk.pt", "not a fairseq checkpoint"), (tmp_path / "none.pt", "no such file"),
+                           (tmp_path, "a folder without checkpoint_best.pt")):
+        rc, _, err = cli(tag.main, [str(src), "--model", str(model)], capsys)
+        assert rc == 2 and err.startswith(f"biobart-tag: error: {model}: {message}") and len(err.splitlines()) == 1, err
+    rc, _, err = cli(tag.main, [str(tmp_path / "missing.txt"), "--model", str(ckpt)], capsys)
+    assert rc == 2 and f"{tmp_path / 'missing.txt'}: no such file" in err, err
+
+
+def test_over_long_sentence_is_split_with_a_note(genia_model):
+    """A sentence with more BPE positions than the model has is tagged in parts that fit, every
+    word in exactly one part, and the document says where it was split."""
+    from biobart_fairseq.data.ner_formats import text_words
+    from biobart_fairseq.inference.document import Document
+    from biobart_fairseq.inference.tagger import Tagger
+
+    d, ckpt, docs = genia_model
+    tagger = Tagger.from_path(ckpt)
+    text = docs[0][1]
+    long_sentence = " ; ".join(s.rstrip(".") for s in split_sentences(text)) + "."
+    words = text_words(long_sentence)
+    n_bpe = sum(len(tagger.task.encode_word(long_sentence[a:b])) for a, b in words)
+    tagger.limit = n_bpe // 3  # about four parts
+    doc = Document("long", long_sentence)
+    inputs = tagger.inputs([doc])
+    assert len(inputs) >= 4
+    assert [w for x in inputs for w in x.words] == words  # nothing dropped, nothing repeated
+    assert all(2 + sum(len(tagger.task.encode_word(t)) for t in x.tokens) <= tagger.limit for x in inputs)
+    assert len(doc.notes) == 1 and f"characters 0-{len(long_sentence)}: a sentence of {n_bpe + 2} BPE positions" in doc.notes[0]
+    assert ", ".join(str(x.words[0][0]) for x in inputs[1:]) in doc.notes[0]
+    tagger.tag([doc], inputs=inputs)
+    assert doc.entities and all(doc.text[s:e] for ent in doc.entities for s, e in ent.spans)
+    for ent in doc.entities:  # no entity crosses a split
+        assert any(x.words[0][0] <= ent.start and ent.end <= x.words[-1][1] for x in inputs)

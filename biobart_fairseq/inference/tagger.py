@@ -57,7 +57,8 @@ def load_bartner(path, data_dir=None, device="cpu"):
     from .. import register
 
     register()  # bartner task/model/criterion and the weights_only workaround for fairseq checkpoints
-    path = checkpoint_file(path)
+    path = checkpoint_file(os.fspath(path))  # fairseq wants str paths
+    data_dir = os.fspath(data_dir) if data_dir else None
     overrides = {"data": os.path.abspath(data_dir)} if data_dir else None
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path, overrides)
