@@ -5,7 +5,7 @@ incremental state, a nested-dict trie walked from the root for every hypothesis)
 
 Same tiny model, same mentions, same beam, one run each; prints mentions/s and the ratio,
 and checks both give KB names and the same ranked names (both have GenBioEL's beam semantics).  Without --data/--checkpoint it builds them: the real
-NCBI-disease corpus (../shared/data/ncbi_disease) through ``biobart-prepare-el`` and a
+NCBI-disease corpus (``--ncbi``, default ../shared/data/ncbi_disease) through ``biobart-prepare-el`` and a
 tiny BART trained for a few updates.
 
     python benchmarks/el_decode.py --mentions 200
@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from nested_dict_trie import dict_get, dict_trie  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-NCBI = REPO.parent / "shared" / "data" / "ncbi_disease"
+NCBI = Path(os.environ.get("BIOBART_SHARED_DATA", REPO.parent / "shared" / "data")) / "ncbi_disease"
 TINY = ("--arch bart_base --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
         "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --encoder-attention-heads 2 "
         "--decoder-attention-heads 2 --share-all-embeddings").split()
@@ -58,21 +58,25 @@ class EncoderClock:
         self.seconds += time.perf_counter() - self._t0
 
 
-def build(tmp, context_words, updates=20):
+def build(tmp, context_words, ncbi, updates=20):
     from biobart_fairseq.cli import prepare_el
 
     out = os.path.join(tmp, "ncbi")
-    rc = prepare_el.main(["--dataset", "ncbi", "--input", str(NCBI), "--kb", str(NCBI / "dictionary" / "medic_06Jul2012.txt"),
+    rc = prepare_el.main(["--dataset", "ncbi", "--input", str(ncbi), "--kb", str(ncbi / "dictionary" / "medic_06Jul2012.txt"),
                           "-o", out, "--bpe", "sentencepiece", "--vocab-size", "800", "--max-context-words", str(context_words)])
-    assert rc == 0
+    if rc != 0:
+        sys.exit(f"el_decode: error: biobart-prepare-el exited {rc} on {ncbi}")
     data, save = os.path.join(out, "bin"), os.path.join(tmp, "ckpt")
-    bindir = Path(sys.executable).parent
-    subprocess.run([str(bindir / "fairseq-train"), data, "--user-dir", str(REPO / "biobart_fairseq"),
-                    "--task", "biomed_entity_linking", *TINY, "--criterion", "label_smoothed_cross_entropy",
-                    "--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "4096",
-                    "--max-update", str(updates), "--cpu", "--num-workers", "0", "--save-dir", save, "--no-epoch-checkpoints",
-                    "--disable-validation", "--no-progress-bar", "--log-format", "none", "--seed", "1"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # fairseq's trainer as a module of this Python: with `pip install --target DIR` (the GPU machine)
+    # the fairseq-train console script lives in DIR/bin, not beside sys.executable
+    res = subprocess.run([sys.executable, "-m", "fairseq_cli.train", data, "--user-dir", str(REPO / "biobart_fairseq"),
+                          "--task", "biomed_entity_linking", *TINY, "--criterion", "label_smoothed_cross_entropy",
+                          "--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "3e-3", "--max-tokens", "4096",
+                          "--max-update", str(updates), "--cpu", "--num-workers", "0", "--save-dir", save,
+                          "--no-epoch-checkpoints", "--disable-validation", "--no-progress-bar", "--log-format", "none",
+                          "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        sys.exit(f"el_decode: error: training the tiny model failed (exit {res.returncode}):\n{res.stdout[-3000:]}")
     return data, os.path.join(save, "checkpoint_last.pt")
 
 
@@ -117,6 +121,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="biobart-prepare-el output (OUT/bin); default: build from the NCBI corpus")
     ap.add_argument("--checkpoint", help="model checkpoint; default: train a tiny one for 20 updates")
+    ap.add_argument("--ncbi", type=Path, default=NCBI,
+                    help="the NCBI-disease folder the data is built from (default: %(default)s; "
+                    "env BIOBART_SHARED_DATA names the shared data folder)")
     ap.add_argument("--split", default="test", help="split to decode (default: %(default)s)")
     ap.add_argument("--mentions", type=int, default=300, help="first N mentions of the split (default: %(default)s)")
     ap.add_argument("--beam", type=int, default=5, help="beam size (default: %(default)s)")
@@ -138,7 +145,7 @@ def main(argv=None):
     from biobart_fairseq.decoding.el_generator import rerank_batch
 
     with tempfile.TemporaryDirectory() as tmp:
-        data, ckpt = (args.data, args.checkpoint) if args.data and args.checkpoint else build(tmp, args.context_words)
+        data, ckpt = (args.data, args.checkpoint) if args.data and args.checkpoint else build(tmp, args.context_words, args.ncbi)
         models, task = el_eval.load(data, ckpt, cpu=dev == "cpu")
         task.load_dataset(args.split)
         ds = task.dataset(args.split)

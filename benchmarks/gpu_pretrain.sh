@@ -1,52 +1,37 @@
 #!/usr/bin/env bash
-# Every GPU figure of the pretraining-speed issue in one call (benchmarks/gpu_pretrain.py says
-# what is measured).  On a bare GPU machine with this checkout as the working directory:
+# The GPU figures of the pretraining-speed work in two short calls (docs/gpu.md; what each step
+# measures: benchmarks/gpu_pretrain.py).
 #
-#   bash benchmarks/gpu_carry.sh            # HERE, first: wheels + data into git-ignored folders
-#   bash benchmarks/gpu_pretrain.sh         # THERE (the device tool: carry .whl and .gpu_data)
-#   bash benchmarks/gpu_pretrain.sh --cpu   # anywhere with `make install` done: tiny sizes, a dry run
+# HERE, once:   bash benchmarks/gpu_carry.sh      # wheels + sdists -> .whl/, shared data -> .gpu_data/
+#               bash benchmarks/gpu_rehearse.sh   # both calls on the CPU with the GPU side's install
+# THERE (the device tool's `run`), one call each, headline first:
+#   command:    bash benchmarks/gpu_pretrain.sh headline
+#   command:    bash benchmarks/gpu_pretrain.sh rest
+#   carry:      [".whl", ".gpu_data"]            (both git-ignored; ~25 MiB together)
+#   timeout_s:  300 for each call.  The call's own budget is 285 s (--budget-s) including the
+#               install and the fairseq build; every step has a hard cap inside it, so the call
+#               ends before the tool's limit and a killed step loses only itself.
+# A warm machine keeps the install and the data in /tmp/biobart-gpu (GPU_PREFIX), so `rest`
+# after `headline` skips the ~90 s build; a fresh machine rebuilds.
 #
-# On the GPU machine it installs the carried wheels into a temporary folder, builds fairseq
-# against the machine's own torch, then runs the Python script.  Output: the JSON under
-# benchmarks/results/ and, when $OUT is set (the device tool), a copy of it and every log in $OUT,
-# rewritten after every step.  BUDGET_S (default 480) bounds the whole call: steps that would not
-# fit are skipped and listed as skipped, most important first.
+# What comes back ($OUT, the device tool's folder): exactly three files, rewritten after every
+# step -- CALL.json (every figure), CALL.log (one line per measurement), CALL-logs.tgz (the
+# per-step logs).  Commit the JSONs as benchmarks/results/gpu-CALL-<card>-<date>.json.
+#
+# Anywhere else:  bash benchmarks/gpu_pretrain.sh headline --cpu   # tiny sizes (the rehearsal runs this)
+#                 bash benchmarks/gpu_pretrain.sh plan            # both plans: expected GPU s, caps, sources
 set -uo pipefail
-export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HF_HUB_OFFLINE=1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-
-if [ "${1:-}" = --cpu ]; then
-  PY=${PYTHON:-$REPO/.venv/bin/python}
-  PATH=$(dirname "$PY"):$PATH exec "$PY" benchmarks/gpu_pretrain.py --cpu "${@:2}"
+PY=${PYTHON3:-python3}
+# the shared datasets travel as .gpu_data (a copy made by gpu_carry.sh, never committed)
+SHARED=${SHARED:-../shared/data}
+[ -d "$SHARED" ] || SHARED=$REPO/.gpu_data
+if [ -n "${OUT:-}" ] && [ "${1:-}" != plan ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1
 fi
-
-T=$(mktemp -d)
-LOG=${OUT:-$T}
-t0=$(date +%s)
-ls .whl/fairseq_fixed-0.12.3.1.tar.gz >/dev/null || { echo "no .whl/: run benchmarks/gpu_carry.sh first and carry .whl" >&2; exit 2; }
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$T/site" .whl/*.whl .whl/antlr4*.tar.gz \
-  > "$LOG/install.log" 2>&1 || { tail -20 "$LOG/install.log"; exit 1; }
-export PYTHONPATH=$T/site:$REPO
-env -u CUDA_HOME MAX_JOBS=16 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target "$T/fsq" \
-  .whl/fairseq_fixed-0.12.3.1.tar.gz > "$LOG/fairseq-build.log" 2>&1 || { grep -iE "error" "$LOG/fairseq-build.log" | head -20; exit 1; }
-export PYTHONPATH=$T/fsq:$T/site:$REPO
-echo "== install + fairseq build: $(( $(date +%s) - t0 )) s"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch, fairseq, biobart_fairseq; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'fairseq', fairseq.__version__)" \
-  || exit 1
-
-# The shared datasets travel as .gpu_data (a copy made by gpu_carry.sh, never committed); code
-# that looks for ../shared/data (benchmarks/el_decode.py) finds them through a link.
-SHARED=../shared/data
-if [ ! -d "$SHARED" ] && [ -d .gpu_data ]; then
-  mkdir -p ../shared && ln -sfn "$REPO/.gpu_data" ../shared/data
-fi
-python3 benchmarks/gpu_pretrain.py --shared "$SHARED" --work "$T/work" --budget-s $(( ${BUDGET_S:-480} - ($(date +%s) - t0) )) "$@" 2>&1 | tee "$LOG/gpu_pretrain.log"
-rc=${PIPESTATUS[0]}
-if [ -n "${OUT:-}" ]; then
-  cp benchmarks/results/gpu-*.json "$OUT/" 2>/dev/null
-  mkdir -p "$OUT/logs" && cp "$T"/work/*.log "$OUT/logs/" 2>/dev/null
-fi
-echo "== total: $(( $(date +%s) - t0 )) s, rc $rc"
-exit "$rc"
+# an outer cap a little above the script's own budget (285 s on the GPU): nothing outlives the call
+case " $* " in *" --cpu "*|*" plan "*) CAP=${CALL_TIMEOUT_S:-3600} ;; *) CAP=${CALL_TIMEOUT_S:-295} ;; esac
+exec timeout -k 5 "$CAP" "$PY" benchmarks/gpu_pretrain.py "$@" --shared "$SHARED" \
+  --wheels "${WHL_DIR:-$REPO/.whl}" --sklearn-wheels "${SKLEARN_DIR:-$REPO/.whl_sklearn}"

@@ -23,6 +23,15 @@ Workarounds
    passes its final config through -- and, when bf16 is on, ``torch_xla`` is not
    installed and the user did not ask for ``--tpu`` explicitly, turn the implied TPU
    flag back off so training runs on CUDA (or CPU) in bfloat16.
+3. ``fairseq-generate --bf16`` runs in fp32 (``fairseq_cli/generate.py`` and ``interactive.py``
+   cast the models only for ``--fp16``; ``--bf16`` is parsed, then ignored).  The plugin's own
+   models (``--arch biobart_*``) call :func:`cast_for_bf16_inference` from
+   ``prepare_for_inference_``, the hook both commands call with their command-line config, and
+   run in bfloat16.  Only an evaluation command's config (one with ``--path``) counts: the hub
+   passes the checkpoint's *training* config, which must not decide the inference precision
+   (fairseq does not cast for a training ``--fp16`` there either).  Through call_main (2.) the
+   implied ``--tpu`` is undone for training; generate does not go through call_main, and on GPU
+   its device comes from ``--cpu`` alone, so the implied flag changes nothing there.
 """
 
 import logging
@@ -102,6 +111,21 @@ def apply_bf16_workaround():
     call_main.__wrapped__ = original_call_main
     call_main.__doc__ = original_call_main.__doc__
     distributed_utils.call_main = call_main
+
+
+# --- 3. fairseq-generate / -interactive ignore --bf16 -------------------------------------
+def cast_for_bf16_inference(model, cfg):
+    """Cast ``model`` to bfloat16 when an evaluation command asked for ``--bf16``; True if cast."""
+    common, common_eval = getattr(cfg, "common", None), getattr(cfg, "common_eval", None)
+    bf16 = bool(getattr(common, "bf16", False) or getattr(common, "memory_efficient_bf16", False))
+    if not (bf16 and getattr(common_eval, "path", None)):
+        return False
+    import torch
+
+    model.to(dtype=torch.bfloat16)
+    logger.warning("biobart_fairseq.compat: --bf16: model in bfloat16 for generation "
+                   "(fairseq 0.12 casts only for --fp16)")
+    return True
 
 
 def apply_all():

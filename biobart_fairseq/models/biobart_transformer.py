@@ -18,6 +18,9 @@ Pair it with ``--criterion fused_cross_entropy`` (never materialises fp32 log-pr
 over the vocabulary) and ``--optimizer torch_adamw`` (torch's fused AdamW) for the full
 fast path; ``examples/pretrain/pretrain.sh`` does (``FAST=0`` switches back to stock).
 
+Generation with ``--bf16`` (``fairseq-generate``, ``fairseq-interactive``) runs the model in
+bfloat16; stock fairseq ignores the flag there and runs fp32 (see :mod:`biobart_fairseq.compat`).
+
 Not supported (refused when configured): ``--cross-self-attention``, xformers attention,
 ``full_context_alignment`` (alignment training).  In training the decoder returns no
 attention weights (``extra["attn"] == [None]``).
@@ -32,6 +35,7 @@ from fairseq.models.transformer import TransformerConfig, TransformerDecoderBase
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase, TransformerEncoderLayerBase
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
+from .. import compat
 from ..modules.sdpa_attention import SdpaMultiheadAttention
 
 
@@ -135,24 +139,11 @@ class BioBartModel(BARTModel):
     def build_decoder(cls, args, tgt_dict, embed_tokens):
         return build_sdpa_decoder(args, tgt_dict, embed_tokens)
 
-    @staticmethod
-    def add_args(parser):
-        BARTModel.add_args(parser)
-        parser.add_argument(
-            "--compile-layers", action="store_true",
-            help="torch.compile every encoder/decoder layer (opt-in: measure it with benchmarks/gpu_pretrain.py "
-            "on your card first; the flag is saved in checkpoints, so generate with "
-            "--model-overrides \"{'compile_layers': False}\")",
-        )
-
-    @classmethod
-    def build_model(cls, args, task):
-        model = super().build_model(args, task)
-        if getattr(args, "compile_layers", False):
-            # nn.Module.compile keeps parameter names (no _orig_mod prefix): checkpoints stay BART's
-            for layer in [*model.encoder.layers, *model.decoder.layers]:
-                layer.compile(dynamic=True)
-        return model
+    def prepare_for_inference_(self, cfg):
+        """fairseq-generate / -interactive call this with their own config; with ``--bf16`` the
+        model then really runs in bfloat16 (fairseq 0.12 casts only for ``--fp16``; compat.py)."""
+        compat.cast_for_bf16_inference(self, cfg)
+        super().prepare_for_inference_(cfg)
 
 
 @register_model_architecture("biobart", "biobart_base")
