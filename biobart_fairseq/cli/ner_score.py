@@ -19,9 +19,12 @@ Both files are canonical NER JSONL (``biobart-prepare-ner`` output), aligned lin
 
 An entity predicted twice in a sentence counts once in both.  With ``--checkpoint`` the
 predictions are made first: the ``bartner_ner`` model decodes ``DATA/SPLIT.jsonl`` (greedy, or
-beam search with ``--beam``), writes them to ``--pred-out`` and scores that file.
+beam search with ``--beam``) through the one decoding path (``BartNerTask.decode_examples``, as
+``biobart-tag``), with a progress bar in sentences (``--quiet``: none), writes them to
+``--pred-out`` and scores that file; the JSON output then has the measured rate (``speed``).
 
-Exit status: 0 scored, 2 bad input (the message names the file and line).
+Exit status: 0 scored, 2 bad input (the message names the file and line) or a checkpoint that
+is not a ``bartner_ner`` model.
 """
 
 import argparse
