@@ -6,12 +6,12 @@ import json
 import pytest
 
 from conftest import run
-from test_generate import fairseq_generate_lines, seq2seq_model, test_sources  # noqa: F401  (the shared model)
+from test_generate import fairseq_generate_lines, seq2seq_model, sources_of  # noqa: F401  (the shared model)
 
 pytestmark = [pytest.mark.xdist_group("seq2seq_model"), pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session, not module: the xdist group stays "seq2seq_model"
 def model(seq2seq_model):  # noqa: F811
     import biobart_fairseq
 
@@ -22,7 +22,7 @@ def test_load_generates_what_the_command_and_fairseq_generate_do(model, seq2seq_
     from biobart_fairseq.data.seq2seq_readers import unescape_newlines
 
     ref = fairseq_generate_lines(seq2seq_model)
-    sources = test_sources(seq2seq_model)[:6]
+    sources = sources_of(seq2seq_model)[:6]
     assert model.task == "biomed_translation" and model.can == "generate"
     got = model.generate(sources)
     assert got == [unescape_newlines(ref[i][1]) for i in range(6)]
@@ -45,6 +45,8 @@ def test_methods_the_task_does_not_support_are_clear_errors(model):
         model.tag(["IL-2 gene expression requires NF-kappa B."])
     with pytest.raises(errors.Unusable, match=r"cannot link; it can generate\(\) .*biomed_entity_linking"):
         model.link([{"text": "a rash", "mentions": [{"start": 2, "end": 6}]}])
+    with pytest.raises(errors.Unusable, match=r"^text 1: empty input text$"):
+        model.generate(["Patient: hello", " \n "])
 
 
 def test_other_engines_refuse_a_seq2seq_checkpoint_and_load_refuses_other_tasks(seq2seq_model, tmp_path):  # noqa: F811

@@ -37,16 +37,13 @@ def fairseq_generate_lines(work):
     return {int(m.group(1)): (float(m.group(2)), m.group(3)) for m in re.finditer(r"^D-(\d+)\t(\S+)\t(.*)$", gen, re.M)}
 
 
-def test_sources(work):
+def sources_of(work):
     from biobart_fairseq.data.seq2seq_readers import unescape_newlines
 
     return [unescape_newlines(x) for x in (work / "prep" / "test.source").read_text(encoding="utf-8").split("\n")[:-1]]
 
 
-test_sources.__test__ = False  # a helper, not a test
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session, not module: tests/conftest.py would then group by module
 def generator(seq2seq_model):
     from biobart_fairseq.inference.generator import Generator
 
@@ -57,7 +54,7 @@ def test_generator_equals_fairseq_generate_of_the_recipe(seq2seq_model, generato
     from biobart_fairseq.data.seq2seq_readers import unescape_newlines
 
     ref = fairseq_generate_lines(seq2seq_model)
-    sources = test_sources(seq2seq_model)
+    sources = sources_of(seq2seq_model)
     assert sorted(ref) == list(range(len(sources))) == list(range(24))
     # the recipe's settings, read from its results.json
     rec = json.loads((seq2seq_model / "checkpoints" / "results.json").read_text())["decoding"]
@@ -79,7 +76,7 @@ def test_over_long_input_is_cut_as_the_recipe_cuts_it_and_said_so(seq2seq_model,
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(seq2seq_model / "data-bin" / "spm.model"))
-    base = test_sources(seq2seq_model)[0].replace("\n", " ")
+    base = sources_of(seq2seq_model)[0].replace("\n", " ")
     long_text = "Patient: " + " ".join([base] * 12)
     n = len(sp.encode(long_text.replace("\n", "\\n"), out_type=str))
     assert n > 1100
@@ -115,9 +112,9 @@ def test_command_lines_and_jsonl_with_bad_records(seq2seq_model, tmp_path, capsy
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["texts"] == 4 and len(report["bad_records"]) == 2 and report["speed"]["items_per_s"] > 0
     # JSONL: a dialogue history as text and as turns are the same input; records keep their fields
-    turns = [line.split(": ", 1) for line in test_sources(seq2seq_model)[1].split("\n")]
+    turns = [line.split(": ", 1) for line in sources_of(seq2seq_model)[1].split("\n")]
     jin = tmp_path / "in.jsonl"
-    jin.write_text("\n".join([json.dumps({"id": "a", "text": test_sources(seq2seq_model)[1], "extra": 1}),
+    jin.write_text("\n".join([json.dumps({"id": "a", "text": sources_of(seq2seq_model)[1], "extra": 1}),
                               json.dumps({"id": "b", "turns": turns}), "[1, 2]", json.dumps({"id": "c"})]) + "\n")
     rc = generate.main([str(jin), "--model", str(seq2seq_model), "-o", str(tmp_path / "out.jsonl"), "--quiet"])
     err = capsys.readouterr().err

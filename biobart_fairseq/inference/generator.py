@@ -200,7 +200,12 @@ class Generator:
 
     def run(self, texts, progress=None):
         """``texts`` (str, or dialogue turns) -> [Generation], in input order."""
-        encoded = [self.encode(t) for t in texts]
+        encoded = []
+        for i, t in enumerate(texts):
+            try:
+                encoded.append(self.encode(t))
+            except errors.Unusable as e:
+                raise errors.Unusable(f"text {i}: {e}") from None
         out = [None] * len(encoded)
         for ids, hypos in self._decode([e[0] for e in encoded], progress):
             for i, hypo in zip(ids, hypos):
