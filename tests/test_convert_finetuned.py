@@ -113,11 +113,14 @@ def finetuned(tmp_path_factory):
 
 @torch.no_grad()
 def test_hf_generate_equals_fairseq_generate(finetuned):
-    """Every test question, raw text -> exported tokenizer -> generate() with the exported settings
-    only: the binarized source ids (truncated to the 256 positions as --truncate-source does),
-    fairseq-generate's output ids and detokenised output."""
+    """Every test question, raw text -> exported tokenizer -> generate() with the exported settings:
+    the binarized source ids (truncated to the 256 positions as --truncate-source does),
+    fairseq-generate's output ids and detokenised output (with FairseqMaxLength, fairseq's rule at
+    the length limit; HF's own forced </s> gives the same on every output shorter than the limit)."""
     from fairseq.data import Dictionary, data_utils
     from transformers import AutoTokenizer, BartForConditionalGeneration
+
+    from biobart_fairseq.convert import FairseqMaxLength
 
     base, generated = finetuned
     hf_dir = base / "hf-finetuned"
@@ -127,24 +130,34 @@ def test_hf_generate_equals_fairseq_generate(finetuned):
     binarized = data_utils.load_indexed_dataset(str(base / "data-bin" / "test.source-target.source"), d)
     questions = (base / "prep" / "test.source").read_text(encoding="utf-8").splitlines()
     assert sorted(generated) == list(range(24)) and len(questions) == 24
-    lengths, stopped, truncated = set(), 0, 0
+    lengths, stopped, truncated, plain = set(), 0, 0, 0
     for i, question in enumerate(questions):
         src_text, hyp_syms, detok = generated[i]
         ids = tok(question, truncation=True)["input_ids"]
         full = binarized[i].tolist()
-        assert ids == full[:255] + [d.eos()] if len(full) > 256 else ids == full, i  # text </s>, no <s>
+        assert ids == (full[:255] + [d.eos()] if len(full) > 256 else full), i  # text </s>, no <s>
         assert tok.decode(ids[:-1]) == src_text  # what fairseq-generate decoded from
         truncated += len(full) > 256
-        out = model.generate(input_ids=torch.tensor([ids]))[0].tolist()
-        assert out[0] == 2  # the decoder started from </s>, as fairseq's
-        text = out[1:out.index(2, 1)] if 2 in out[1:] else out[1:]
-        assert text == [d.index(s) for s in hyp_syms], (i, question)
+        want = [d.index(s) for s in hyp_syms]
+        # fairseq's end at the length limit (HF's forced </s> scores 0, fairseq's its log-probability)
+        exact = model.generate(input_ids=torch.tensor([ids]), forced_eos_token_id=None,
+                               logits_processor=[FairseqMaxLength(model.generation_config.max_length)])[0].tolist()
+        text = _text(exact)
+        assert exact[0] == 2 and text == want, (i, question)  # the decoder started from </s>, as fairseq's
         assert tok.decode(text) == detok
+        if len(want) < DECODING["max_len_b"]:  # HF's own rule gives the same where no output is cut
+            plain += _text(model.generate(input_ids=torch.tensor([ids]))[0].tolist()) == want
         lengths.add(len(text))
         stopped += len(text) < DECODING["max_len_b"]
     # the comparison covers outputs that ended by themselves and outputs the length limits shaped
     assert min(lengths) >= DECODING["min_len"] and max(lengths) <= DECODING["max_len_b"]
     assert len(lengths) > 1 and stopped > 0 and truncated > 0, (lengths, truncated)
+    assert plain == stopped
+
+
+def _text(out):
+    """The text ids of an HF output: after the decoder start, up to the first </s>."""
+    return out[1:out.index(2, 1)] if 2 in out[1:] else out[1:]
 
 
 def test_generation_config_written(finetuned):

@@ -587,6 +587,30 @@ def generation_config(decoding, forced_bos, max_positions):
     )
 
 
+class FairseqMaxLength:
+    """HF logits processor: end every hypothesis at the length limit as fairseq does.
+
+    HF's ``forced_eos_token_id`` gives the forced final ``</s>`` a log-probability of 0; fairseq's
+    SequenceGenerator keeps its real log-probability (it only bans every other token), so with HF's
+    rule a hypothesis cut at ``max_length`` can end on another token or outrank a shorter one.
+    For exactly fairseq's outputs::
+
+        model.generate(**inputs, forced_eos_token_id=None,
+                       logits_processor=[FairseqMaxLength(model.generation_config.max_length)])
+
+    (beam search and greedy search both hand processors log-probabilities here)."""
+
+    def __init__(self, max_length, eos_token_id=2):
+        self.max_length, self.eos = max_length, eos_token_id
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[-1] == self.max_length - 1:
+            keep = scores[:, self.eos].clone()
+            scores = torch.full_like(scores, float("-inf"))
+            scores[:, self.eos] = keep
+        return scores
+
+
 def write_tokenizer(out_dir, vocab, vocab_bpe, bos_source, max_positions):
     """vocab.json + merges.txt (BartTokenizer's files) and a tokenizer that marks inputs as the
     model saw them: ``<s> text </s>`` (BART's convention: BartTokenizer), or ``text </s>`` for
