@@ -69,3 +69,42 @@ def test_other_engines_refuse_a_seq2seq_checkpoint_and_load_refuses_other_tasks(
         biobart_fairseq.load(pretrained)
     with pytest.raises(errors.Unusable, match="no such file or folder"):
         biobart_fairseq.load(tmp_path / "nothing")
+
+
+@pytest.fixture(scope="session")
+def ner_checkpoint(tmp_path_factory):
+    """A tiny span-target BARTNER model on the first GENIA test abstract (as tests/test_tag.py
+    builds its model), and that abstract's text."""
+    from test_tag import genia_test_abstracts, prepare, rebuilt_text, save_checkpoint, train_tiny
+
+    d = tmp_path_factory.mktemp("api_ner")
+    abstracts = genia_test_abstracts(1)
+    (d / "raw").mkdir()
+    for split in ("train", "test"):
+        (d / "raw" / f"{split}.jsonlines").write_text("".join(line for _, lines in abstracts for line in lines),
+                                                      encoding="utf-8")
+    sentences = [json.loads(line)["tokens"] for line in abstracts[0][1]]
+    text = rebuilt_text(sentences)[0]
+    data = prepare(d, ".jsonlines", "genia", [" ".join(s) for s in sentences], "--target-type", "span")
+    cfg, model = train_tiny(data, 25, "--target-type", "span", "--max-len-a", "0.5")
+    save_checkpoint(model, cfg, d / "checkpoint_best.pt")
+    return d / "checkpoint_best.pt", text
+
+
+def test_load_tags_what_biobart_tag_writes(ner_checkpoint, tmp_path, capsys):
+    import biobart_fairseq
+    from biobart_fairseq import errors
+    from biobart_fairseq.cli import tag
+
+    ckpt, text = ner_checkpoint
+    m = biobart_fairseq.load(ckpt)
+    assert (m.task, m.can) == ("bartner_ner", "tag")
+    (tmp_path / "a.txt").write_text(text + "\n", encoding="utf-8")
+    assert tag.main([str(tmp_path / "a.txt"), "--model", str(ckpt), "-o", str(tmp_path / "a.jsonl"), "--quiet"]) == 0
+    capsys.readouterr()
+    want = json.loads((tmp_path / "a.jsonl").read_text(encoding="utf-8"))["entities"]
+    doc = m.tag(text)  # one string -> one Document
+    assert [e.to_json() for e in doc.entities] == want and len(want) > 0
+    assert [e.to_json() for e in m.tag([{"id": "x", "text": text}])[0].entities] == want  # a record: the same
+    with pytest.raises(errors.Unusable, match=r"a bartner_ner model cannot generate; it can tag\(\)"):
+        m.generate(["Patient: hello"])
