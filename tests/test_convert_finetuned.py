@@ -229,3 +229,14 @@ def test_error_training_data_gone(finetuned, tmp_path, capsys):
     ck = tmp_path / "ck.pt"
     torch.save(state, ck)
     _fails(capsys, ["fairseq-to-hf", "--checkpoint", str(ck), "--out-dir", str(tmp_path / "o")], "--data-dir")
+
+
+def test_error_sentencepiece_vocabulary(finetuned, tmp_path, capsys):
+    """A model binarized with a sentencepiece BPE (SMALL=1 recipes) has no HF BART tokenizer: refused."""
+    base, _ = finetuned
+    data = tmp_path / "data-bin"
+    shutil.copytree(base / "data-bin", data)
+    (data / "spm.model").write_bytes(b"")
+    (data / "bpe.json").write_text(json.dumps({"type": "sentencepiece", "model": "spm.model"}))
+    _fails(capsys, ["fairseq-to-hf", "--checkpoint", str(base / "checkpoints" / "checkpoint_last.pt"),
+                    "--data-dir", str(data), "--out-dir", str(tmp_path / "o")], "a sentencepiece BPE")
