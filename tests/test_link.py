@@ -223,3 +223,15 @@ def test_unusable_model_or_data_is_one_line(el, tmp_path, capsys):
     # without --data the folder is found from the checkpoint (the --data it was trained on)
     rc, out = _link(tmp_path, inp, "--model", ckpt.parent)
     assert rc == 0 and _linked(out)[1][0][1]["concepts"]
+
+
+def test_a_window_too_long_for_the_model_is_narrowed_and_noted(el, raw_test):
+    prep, ckpt = el
+    linker = Linker.from_path(str(ckpt), data_dir=str(prep / "bin"))
+    linker.max_source = 24  # as if the model had 24 positions: the 32-word windows do not fit
+    doc = next(d for d in formats.read(raw_test) if not isinstance(d, formats.BadRecord))
+    linker.link([doc])
+    assert len(doc.notes) == len(doc.entities) and all(e.concepts for e in doc.entities)
+    assert doc.notes[0].startswith(f"mention {doc.entities[0].start}-{doc.entities[0].end}: context window narrowed")
+    m = mentions_of([(doc, doc.entities[0])], linker.style)[0]
+    assert len(linker._source(doc, m)) <= 24 < len(linker._encode(linker.style.source(m), linker.task.source_dictionary))

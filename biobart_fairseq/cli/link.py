@@ -113,7 +113,8 @@ def load_linker(args):
 
     from ..inference.linker import Linker
 
-    logging.getLogger("fairseq").setLevel(logging.WARNING)  # its loading chatter is not for this command
+    for name in ("fairseq", "biobart_fairseq"):  # their loading chatter is not for this command's user
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     return Linker.from_path(args.model, data_dir=args.data, kb=args.kb, kb_format=args.kb_format,
                             device="cuda" if args.gpu else "cpu", beam=args.beam, topk=args.topk,

@@ -36,7 +36,9 @@ def checkpoint_state(path):
     from fairseq import checkpoint_utils
 
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        with warnings.catch_warnings():  # compat's documented weights_only workaround: nothing to tell the user
+            warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
+            state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # noqa: BLE001 -- torch raises many kinds for a file that is not a checkpoint
         raise errors.Unusable(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
     cfg = state.get("cfg")
@@ -97,11 +99,12 @@ def decode(task, models, dataset, beam=5, batch_size=32, max_tokens=None, lenpen
     from fairseq import utils
 
     gen = gen or build_generator(task, models, beam, lenpen, output_length(task, dataset))
-    itr = task.get_batch_iterator(
-        dataset, max_tokens=max_tokens, max_sentences=batch_size, ignore_invalid_inputs=False,
-        required_batch_size_multiple=1, num_workers=0).next_epoch_itr(shuffle=False)
+    with warnings.catch_warnings():  # fairseq's loader asks for pinned memory on CPU too: not the user's concern
+        warnings.filterwarnings("ignore", message=".*pin_memory.*")
+        itr = task.get_batch_iterator(
+            dataset, max_tokens=max_tokens, max_sentences=batch_size, ignore_invalid_inputs=False,
+            required_batch_size_multiple=1, num_workers=0).next_epoch_itr(shuffle=False)
     out = [None] * len(dataset)
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader asks for it on CPU too
     use_cuda = next(models[0].parameters()).is_cuda
     for sample in itr:
         if use_cuda:
