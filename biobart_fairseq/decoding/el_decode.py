@@ -27,50 +27,28 @@ def read_kb_names(path):
     return out
 
 
-def checkpoint_state(path):
-    """The checkpoint's state (on CPU) and the name of the task it was trained with;
-    errors.Unusable for a file that is no fairseq checkpoint."""
-    from .. import register
-
-    register()  # biomed_entity_linking and the weights_only workaround for fairseq checkpoints
-    from fairseq import checkpoint_utils
-
-    try:
-        with warnings.catch_warnings():  # compat's documented weights_only workaround: nothing to tell the user
-            warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
-            state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except Exception as e:  # noqa: BLE001 -- torch raises many kinds for a file that is not a checkpoint
-        raise errors.Unusable(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
-    cfg = state.get("cfg")
-    task = None
-    if cfg is not None and cfg.get("task") is not None:
-        task = cfg["task"].get("_name")
-    elif state.get("args") is not None:
-        task = getattr(state["args"], "task", None)
-    return state, task
-
-
 def check_task(path, task_name):
     if task_name != TASK:
         raise errors.Unusable(f"{path}: a model trained with --task {task_name or '?'}, not {TASK} "
                               "(give an entity-linking checkpoint)")
 
 
-def load(data, checkpoint, cpu=True, trie=None, state=None):
+def load(data, checkpoint, cpu=True, trie=None, checked=False):
     """(models, task) of an entity-linking checkpoint, its data folder set to ``data`` (and its
-    KB trie to ``trie`` when given); errors.Unusable for a model of another task."""
+    KB trie to ``trie`` when given); errors.Unusable for a file that is no checkpoint or a model
+    of another task (``checked``: the caller has made sure)."""
+    from .. import hub, register
+
+    if not checked:
+        check_task(checkpoint, hub.checkpoint_task(checkpoint)[0])
+    register()  # biomed_entity_linking and the weights_only workaround for fairseq checkpoints
     import torch
     from fairseq import checkpoint_utils
-    from fairseq.dataclass.utils import overwrite_args_by_name
 
-    if state is None:
-        state, task_name = checkpoint_state(checkpoint)
-        check_task(checkpoint, task_name)
     overrides = {"data": data, **({"trie": trie} if trie else {})}
-    if state.get("cfg") is not None:
-        overwrite_args_by_name(state["cfg"], overrides)
-    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [checkpoint], arg_overrides=overrides, task=None, state=state)
+    with warnings.catch_warnings():  # compat's documented weights_only workaround: nothing to tell the user
+        warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
+        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides=overrides)
     for m in models:
         m.eval()
         if not cpu and torch.cuda.is_available():

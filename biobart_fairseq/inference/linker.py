@@ -22,29 +22,17 @@ import hashlib
 import json
 import os
 
-from .. import errors
+from .. import errors, hub
+from ..data import bpe
 from ..data import el_formats as F
 from ..data import el_prepare as P
 from ..decoding import el_decode as D
 from .document import Concept
 
-CHECKPOINTS = ("checkpoint_best.pt", "checkpoint_last.pt")
 CACHE_VERSION = 1  # bump when the cached trie's layout changes
 
 
-def find_checkpoint(path):
-    """``path`` itself, or the checkpoint_best.pt (else checkpoint_last.pt) of a folder."""
-    if os.path.isdir(path):
-        for name in CHECKPOINTS:
-            if os.path.isfile(os.path.join(path, name)):
-                return os.path.join(path, name)
-        raise errors.Unusable(f"{path}: no {' or '.join(CHECKPOINTS)} in this folder")
-    if not os.path.isfile(path):
-        raise errors.Unusable(errors.missing(path, folder_ok=True))
-    return path
-
-
-def find_data_dir(checkpoint, state, data_dir=None):
+def find_data_dir(checkpoint, trained, data_dir=None):
     """The prepare-el model-input folder: ``data_dir``, else the checkpoint's folder when it is
     one, else the folder the model was trained on (its ``--data``)."""
     if data_dir:
@@ -53,9 +41,7 @@ def find_data_dir(checkpoint, state, data_dir=None):
                                   "kb_names.tsv, dict.source.txt, el_style.json)")
         return data_dir
     tried = [os.path.dirname(os.path.abspath(checkpoint))]
-    cfg = state.get("cfg") or {}
-    trained = (cfg.get("task") or {}).get("data") if hasattr(cfg, "get") else None
-    if trained:
+    if trained:  # the --data it was trained on
         tried.append(str(trained).split(os.pathsep)[0])
     for folder in tried:
         if D.is_el_data(folder):
@@ -75,7 +61,7 @@ def kb_cache_key(kb, kb_format, data_dir, style, info):
     names' normalisation."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, kb_format, style.style, style.dataset, style.keep_case,
                                    style.ambiguous_names]).encode())
-    for path in [kb, os.path.join(data_dir, "dict.target.txt")] + [info[k] for k in sorted(P.bpe.FILES[info["type"]])]:
+    for path in [kb, os.path.join(data_dir, "dict.target.txt")] + [info[k] for k in sorted(bpe.FILES[info["type"]])]:
         _digest(h, path)
     return h.hexdigest()[:16]
 
@@ -139,18 +125,16 @@ class Linker:
     @classmethod
     def from_path(cls, path, data_dir=None, kb=None, device="cpu", beam=5, topk=5, batch_size=64, kb_format="auto",
                   max_tokens=None, lenpen=1.0, log=None, **kw):
-        """``path``: a checkpoint or a folder with checkpoint_best.pt; ``data_dir``: its
-        prepare-el folder (default: found, see :func:`find_data_dir`); ``kb``: a user KB file.
+        """``path``: a checkpoint or a folder with checkpoint_best.pt (:func:`hub.find_checkpoint`);
+        ``data_dir``: its prepare-el folder (default: found, see :func:`find_data_dir`); ``kb``: a user KB file.
         errors.Unusable for a model of another task or a folder that cannot serve."""
         if topk > beam:
             raise errors.Unusable(f"top-k {topk} > beam {beam}: the beam ranks at most {beam} names")
-        checkpoint = find_checkpoint(path)
-        state, task_name = D.checkpoint_state(checkpoint)
+        checkpoint = hub.find_checkpoint(str(path))
+        task_name, trained = hub.checkpoint_task(checkpoint)
         D.check_task(checkpoint, task_name)
-        data_dir = find_data_dir(checkpoint, state, data_dir)
+        data_dir = find_data_dir(checkpoint, trained, data_dir)
         style = P.ModelStyle.load(data_dir)
-        from ..data import bpe
-
         try:
             encoder = P.Encoder(bpe.read_info(os.path.join(data_dir, bpe.BPE_JSON)))
         except bpe.BpeError as e:
@@ -161,7 +145,7 @@ class Linker:
         except (ValueError, F.UnusableInput) as e:
             raise errors.Unusable(str(e)) from None
         models, task = D.load(data_dir, checkpoint, cpu=device == "cpu", trie=os.path.join(kb_dir, "trie.npz"),
-                              state=state)
+                              checked=True)
         return cls(models, task, style, encoder, kb_names, beam, topk, batch_size, max_tokens, lenpen, bad)
 
     # -- linking ------------------------------------------------------------------------------------
