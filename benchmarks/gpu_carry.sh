@@ -33,7 +33,7 @@ SKLEARN_DIR=${SKLEARN_DIR:-.whl_sklearn}
 mkdir -p "$SKLEARN_DIR"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PY_VERSION" \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-  -d "$SKLEARN_DIR" scikit-learn scipy joblib threadpoolctl cloudpickle
+  -d "$SKLEARN_DIR" scikit-learn scipy joblib threadpoolctl cloudpickle narwhals
 if [ -z "${NO_DATA:-}" ]; then
   mkdir -p .gpu_data
   for d in pubmed_xml ncbi_disease meqsum mediqa2021_qs; do

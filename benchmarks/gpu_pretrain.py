@@ -194,7 +194,7 @@ def do_install(step, ctx, cap):
 
 def install_sklearn(a, pip, log, deadline):
     """fairseq imports every task module, and audio_classification imports scikit-learn: use the
-    machine's, else the carried .whl_sklearn (scikit-learn, scipy, joblib, cloudpickle, threadpoolctl; 42 MiB)."""
+    machine's, else the carried .whl_sklearn (scikit-learn and its dependencies; 42 MiB)."""
     rc, _ = run_capped([sys.executable, "-c", "import sklearn"], log, deadline)
     if rc == 0:
         return 0, "the machine's"
@@ -260,7 +260,7 @@ def do_data(step, ctx, cap):
         xmls, source = sorted((REPO / "examples/data/pubmed_sample").glob("sample_*.xml*")), "examples/data/pubmed_sample"
     env, py = {"PYTHONPATH": pythonpath(ctx)}, sys.executable
     rc, _ = run_capped([py, "-m", "biobart_fairseq.cli.prepare_pubmed", *xmls, "-o", data / "corpus", "--workers",
-                        size["workers"], "--valid-docs", "20", "--quiet"], log, deadline, env)
+                        size["workers"], "--valid-docs", "20", "--no-progress"], log, deadline, env)
     if rc not in (0, 3):
         return {"rc": rc, "error": "prepare-pubmed failed"}
     rec = write_corpus(data, size["corpus_words"])

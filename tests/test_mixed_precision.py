@@ -163,3 +163,36 @@ def test_fp32_state_adamw_equals_torch_adamw_rounded():
             ref.copy_(ref.bfloat16().float())
         assert torch.equal(p_half.detach().float(), ref.detach())
     assert not torch.equal(p_half.detach().float(), p32.bfloat16().float())  # it moved
+
+
+def test_generate_bf16_runs_the_model_in_bf16(pubmed_bin, batches, tmp_path, capsys):
+    """fairseq-generate --bf16 (in this process, so a forward hook can watch it): every linear
+    layer of the biobart model computes in bf16; without --bf16 in fp32.  A training config
+    (the hub's case: no --path) never casts."""
+    from fairseq_cli import generate
+
+    trainer = trainer_for(pubmed_bin, [])
+    train(trainer, batches[:2])
+    ckpt = tmp_path / "checkpoint.pt"
+    trainer.consolidate_optimizer()  # what fairseq-train does before saving
+    trainer.save_checkpoint(str(ckpt), {})
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(o.dtype) if isinstance(m, torch.nn.Linear) else None)
+    dtypes = {}
+    try:
+        for flags in (["--bf16"], []):
+            seen.clear()
+            args = options.parse_args_and_arch(options.get_generation_parser(), [
+                str(pubmed_bin), "--user-dir", str(REPO / "biobart_fairseq"), "--task", "biomed_denoising",
+                "--tokens-per-sample", "128", "--path", str(ckpt), "--gen-subset", "valid", "--beam", "2",
+                "--max-len-b", "8", "--batch-size", "4", "--cpu", *flags])
+            generate.main(args)
+            dtypes[tuple(flags)] = set(seen)
+            assert len(seen) > 100 and capsys.readouterr().out.count("\nH-") > 0
+    finally:
+        hook.remove()
+    assert dtypes[("--bf16",)] == {torch.bfloat16} and dtypes[()] == {torch.float32}
+    cfg = make_cfg(pubmed_bin, ["--bf16"])  # a training config: common_eval.path is None
+    assert not compat.cast_for_bf16_inference(trainer.model, cfg)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
