@@ -49,7 +49,7 @@ def parse_args(argv):
                    help="format of --kb (default: guessed from its first line)")
     p.add_argument("--format", choices=formats.FORMATS, help="input format (default: from the file name)")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
-    p.add_argument("--output-format", choices=["jsonl", "pubtator", "bioc-xml", "bioc-json"], default="jsonl",
+    p.add_argument("--output-format", choices=formats.WRITE_FORMATS, default="jsonl",
                    help="output format (default: %(default)s; pubtator keeps the best CUI only)")
     p.add_argument("--types", help="link only mentions of these types (comma-separated, e.g. Disease,Chemical)")
     p.add_argument("--beam", type=int, default=5, help="beam size = names ranked per mention (default: %(default)s)")
@@ -85,8 +85,6 @@ def main(argv=None):
         write(docs, args)
     except OSError as e:
         return errors.fail(PROG, errors.os_error(e))
-    except errors.Unusable as e:
-        return errors.fail(PROG, e)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
             json.dump({"documents": len(docs), "mentions": n, "bad_records": bad.to_json(), "speed": bar.summary()},
@@ -124,18 +122,7 @@ def load_linker(args):
 def write(docs, args):
     from ..inference import formats
 
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-    try:
-        if hasattr(formats, "write"):
-            formats.write(docs, out, args.output_format)
-        elif args.output_format == "jsonl":  # until formats.write exists
-            for d in docs:
-                out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
-        else:
-            raise errors.Unusable(f"--output-format {args.output_format}: not available yet")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    formats.write(docs, sys.stdout if args.output == "-" else args.output, args.output_format)
 
 
 if __name__ == "__main__":
