@@ -72,3 +72,34 @@ recipe_existing_inputs() {
     if [ -e "${w#*=}" ]; then printf '%s ' "$w"; else echo "SMALL=1: $w not found, left out" >&2; fi
   done
 }
+
+# recipe_finish_training SAVE KEEP: training has ended; keep what a user needs. KEEP (the
+# checkpoint the recipe decodes with, e.g. checkpoint_best.pt) loses its optimizer state (for Adam
+# two thirds of the file: BART-base 1.7 GB -> 0.56 GB; it decodes, scores, exports and starts a new
+# fine-tuning as before); checkpoint_last.pt (the resume point while training) and fairseq's
+# interval and epoch copies (checkpoint_E_U.pt, checkpointE.pt) are removed, and SAVE/train.done marks the run finished
+# (recipe_training_done). KEEP_LAST=1 keeps checkpoint_last.pt as it is instead, to train on later.
+recipe_finish_training() {
+  local save=$1 keep=$2 f
+  if [ "${KEEP_LAST:-0}" = 1 ] && [ "$keep" = checkpoint_last.pt ]; then
+    echo "KEEP_LAST=1: $save/$keep kept with its optimizer state"
+  else
+    python -m biobart_fairseq.cli.strip_checkpoint "$save/$keep"
+  fi
+  for f in "$save"/checkpoint_[0-9]*_[0-9]*.pt "$save"/checkpoint[0-9]*.pt "$save/checkpoint_last.pt"; do
+    [ -e "$f" ] && [ "$f" != "$save/$keep" ] || continue
+    if [ "$f" = "$save/checkpoint_last.pt" ] && [ "${KEEP_LAST:-0}" = 1 ]; then continue; fi
+    rm -f "$f" && echo "removed $f (training has ended; KEEP_LAST=1 keeps checkpoint_last.pt to train on)"
+  done
+  if [ "${KEEP_LAST:-0}" != 1 ]; then
+    echo "training finished $(date -u +%Y-%m-%dT%H:%M:%SZ); kept $keep without optimizer state" > "$save/train.done"
+  fi
+}
+
+# recipe_training_done SAVE: true (and says so) when SAVE holds a finished run whose resume point
+# was not kept (SAVE/train.done): a re-run skips training and decodes again.
+recipe_training_done() {
+  [ -f "$1/train.done" ] || return 1
+  echo "training finished before ($1/train.done): skipped, nothing to resume from (FRESH=1 starts over;"
+  echo "KEEP_LAST=1 keeps checkpoint_last.pt to train on)"
+}
