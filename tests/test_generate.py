@@ -19,16 +19,23 @@ from conftest import REPO, SHARED_DATA, run
 pytestmark = [pytest.mark.xdist_group("seq2seq_model"), pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(scope="session")
-def seq2seq_model(tmp_path_factory):
-    """The SMALL=1 CovidDialog recipe's WORK folder."""
+def build_seq2seq_model(tmp_path_factory):
+    """The SMALL=1 CovidDialog recipe's WORK folder, built once per test process: tests/test_api.py
+    imports this fixture, which makes a second fixture of the same name there, so the folder
+    (in the session's base temp) is what they share."""
     if not (SHARED_DATA / "covid_dialog_english").is_dir():
         pytest.skip(f"real CovidDialog data not found at {SHARED_DATA / 'covid_dialog_english'}")
-    work = tmp_path_factory.mktemp("gen") / "work"
-    res = run(["bash", str(REPO / "examples" / "covid_dialog" / "run.sh")],
-              env={"SMALL": "1", "EPOCHS": "1", "WORK": str(work)}, cwd=str(REPO))
-    assert res.returncode == 0, res.stdout[-4000:]
+    work = tmp_path_factory.getbasetemp() / "seq2seq_model" / "work"
+    if not (work / "checkpoints" / "results.json").is_file():
+        res = run(["bash", str(REPO / "examples" / "covid_dialog" / "run.sh")],
+                  env={"SMALL": "1", "EPOCHS": "1", "WORK": str(work), "FRESH": "1"}, cwd=str(REPO))
+        assert res.returncode == 0, res.stdout[-4000:]
     return work
+
+
+@pytest.fixture(scope="session")
+def seq2seq_model(tmp_path_factory):
+    return build_seq2seq_model(tmp_path_factory)
 
 
 def fairseq_generate_lines(work):
