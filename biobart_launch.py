@@ -96,6 +96,10 @@ def generate():
     return run("generate")
 
 
+def strip_checkpoint():
+    return run("strip_checkpoint")
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: python -m biobart_launch <module in biobart_fairseq/cli> [arguments]")

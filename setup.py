@@ -25,6 +25,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<2",           # numpy 2 removes np.compat, which fairseq 0.12's datasets use
     "omegaconf==2.3.0",         # fairseq 0.12's hydra configs
     "tqdm",
+    "regex",                    # GPT-2 BPE pre-tokenisation (the same pattern as fairseq's encoder)
     "lxml",                     # PubMed XML reader
     "pysbd",                    # sentence splitting
     "sentencepiece",            # --bpe sentencepiece vocabularies
@@ -61,6 +62,7 @@ COMMANDS = {
     "biobart-tag": "tag",
     "biobart-annotate": "annotate",
     "biobart-generate": "generate",
+    "biobart-strip-checkpoint": "strip_checkpoint",
 }
 
 setup(

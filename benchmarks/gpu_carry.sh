@@ -27,7 +27,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PY_V
 # project's own venv, which has torch and Cython
 "${PYTHON:-.venv/bin/python}" -m pip download -q --no-deps --no-binary=:all: --no-build-isolation -d "$WHL_DIR" \
   fairseq-fixed==0.12.3.1 antlr4-python3-runtime==4.9.3
-# fairseq imports scikit-learn (tasks/audio_classification.py) whenever it loads its tasks; the GPU
+# fairseq imports scikit-learn (fairseq's tasks/audio_classification.py) whenever it loads its tasks; the GPU
 # machine may lack it.  Kept apart (42 MiB, mostly scipy): carried only when the machine has none.
 SKLEARN_DIR=${SKLEARN_DIR:-.whl_sklearn}
 mkdir -p "$SKLEARN_DIR"

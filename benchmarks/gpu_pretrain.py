@@ -68,7 +68,7 @@ SIZES = {False: dict(tokens=512, max_tokens=32768, corpus_words=1_500_000, spm_v
                      workers=min(16, os.cpu_count() or 2), loader_workers=6, log_interval=10),
          True: dict(tokens=128, max_tokens=1024, corpus_words=40_000, spm_vocab=1000, dict_size=2000,
                     workers=2, loader_workers=0, log_interval=2)}
-RATE = {"stock": (103e3, "stock fp16 103k tok/s (stock_baseline.sh, H100, ../shared/docs/GPU.md)"),
+RATE = {"stock": (103e3, "stock fp16 103k tok/s (the stock_baseline.sh measurement, H100, 2026-11-24)"),
         "ours": (300e3, "ours at the goal, 300k tok/s (not yet measured)"),
         "large": (90e3, "ours' goal / 3.3 (bart_large's FLOPs per token over bart_base's)")}
 START_S, START_SRC = 20.0, "+ 20 s fairseq start-up (assumed: imports, model, CUDA init, loader)"
@@ -103,8 +103,8 @@ def train_step(name, side, arch, precision, updates, rate_key, cpu_cap=90, log_i
 def plan(call, cpu):
     """The steps of one call, in the order they run (most important first)."""
     setup = [Step("install", "install", 10, 40, 120, "assumed: pip of ~15 local wheels and the antlr4 sdist"),
-             Step("build", "build", 90, 150, 420, "'a minute or two' (../shared/docs/GPU.md); 90-110 s here "
-                  "(ENVIRONMENT.md)", after=("install",)),
+             Step("build", "build", 90, 150, 420, "'a minute or two' on the GPU machine; 90-110 s here "
+                  "(the install notes)", after=("install",)),
              Step("data", "data", 40, 80, 150, "assumed: prepare-pubmed + sentencepiece + binarize, 16 workers",
                   after=("build",))]
     if call == "headline":
@@ -116,7 +116,7 @@ def plan(call, cpu):
         return setup + runs
     return setup + [
         Step("hf_bart_base_sdpa_bf16", "hf", 20, 45, 90, "25 steps x 32768 tokens at HF sdpa's 189k tok/s "
-             "(GPU.md) + 15 s import/model", after=("install",)),
+             "(stock_baseline.sh, H100) + 15 s import/model", after=("install",)),
         train_step("ours_bart_base_bf16_short", "ours", "biobart_base", "bf16", 40, "ours"),
         train_step("ours_bart_large_bf16", "ours", "biobart_large", "bf16", 15, "large", log_interval=5),
         Step("seq2seq_mediqa_qs", "seq2seq", 35, 80, 150, "assumed: prepare + binarize 10 s, 20 updates, "

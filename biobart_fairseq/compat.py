@@ -47,7 +47,7 @@ WEIGHTS_ONLY_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 def apply_weights_only_workaround():
     if WEIGHTS_ONLY_ENV not in os.environ:
         os.environ[WEIGHTS_ONLY_ENV] = "1"
-        logger.info(
+        logger.debug(  # debug: every inference command would print it otherwise
             "biobart_fairseq.compat: set %s=1 so fairseq 0.12 checkpoints "
             "(which pickle argparse.Namespace) load under torch>=2.6",
             WEIGHTS_ONLY_ENV,
