@@ -64,9 +64,13 @@ run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
   # from the pretrained CHECKPOINT, or on from the fold's own checkpoint_last.pt (a re-run resumes)
   local restore=(--restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler)
   if [ -z "$CHECKPOINT" ] || [ -f "$save/checkpoint_last.pt" ]; then restore=(); fi
-  if [ -f "$save/checkpoint_last.pt" ]; then echo "resuming from $save/checkpoint_last.pt (FRESH=1 starts over)"; fi
   recipe_step "fine-tune ($STEPS updates)" "$save/train.log"
   mkdir -p "$save"
+  # Checkpoints: last (and one interval copy) while training; once training has ended, checkpoint_last.pt
+  # (the one decoded) without optimizer state, nothing else (recipe_lib.sh recipe_finish_training;
+  # KEEP_LAST=1 keeps it whole to train on).  A finished fold is not trained again.
+  if ! recipe_training_done "$save"; then
+  if [ -f "$save/checkpoint_last.pt" ]; then echo "resuming from $save/checkpoint_last.pt (FRESH=1 starts over)"; fi
   # shellcheck disable=SC2086
   fairseq-train "$data" --user-dir "$PLUGIN" --task biomed_entity_linking --arch "$ARCH" ${ARCH_ARGS:-} "${restore[@]}" \
     --share-all-embeddings --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
@@ -78,6 +82,8 @@ run_fold() {  # $1 = folder with bin/ ; $2 = where checkpoints and results go
     --save-dir "$save" --no-epoch-checkpoints --save-interval-updates 5000 --keep-interval-updates 1 \
     --disable-validation --log-format simple --log-interval "${LOG_INTERVAL:-100}" "${DEVICE_FLAGS[@]}" \
     ${EXTRA_TRAIN_ARGS:-} 2>&1 | tee "$save/train.log"
+  recipe_finish_training "$save" checkpoint_last.pt
+  fi
   recipe_step "decode and score (beam $BEAM)"
   biobart-el-eval "$data" --path "$save/checkpoint_last.pt" --split test --beam "$BEAM" --batch-size 64 \
     ${GPUS:+--gpu} -o "$save/test_predictions.jsonl" --results "$save/el_eval.json"

@@ -61,7 +61,10 @@ N=$(grep -c . "$DATA/train.jsonl")
 UPDATES=$(( (N + BATCH - 1) / BATCH * EPOCHS ))
 WARMUP=$(( UPDATES / 100 > 0 ? UPDATES / 100 : 1 ))
 
-if [[ " $STAGES " == *" train "* ]]; then
+# Checkpoints: best (dev F1) and last while training; once training has ended, checkpoint_best.pt
+# without optimizer state, nothing else (recipe_lib.sh recipe_finish_training; KEEP_LAST=1 keeps
+# checkpoint_last.pt to train on).  A finished run is not trained again.
+if [[ " $STAGES " == *" train "* ]] && ! recipe_training_done "$SAVE_DIR"; then
   recipe_step "fine-tune ($EPOCHS epochs, $UPDATES updates)" "$SAVE_DIR/train.log"
   mkdir -p "$SAVE_DIR"
   fairseq-train "$DATA" --user-dir "$PLUGIN" --task bartner_ner --target-type "$TARGET_TYPE" \
@@ -74,6 +77,7 @@ if [[ " $STAGES " == *" train "* ]]; then
     --save-dir "$SAVE_DIR" --no-epoch-checkpoints --seed "$SEED" \
     --log-format simple --log-interval "${LOG_INTERVAL:-50}" \
     "$@" 2>&1 | tee "$SAVE_DIR/train.log"
+  recipe_finish_training "$SAVE_DIR" checkpoint_best.pt
 fi
 if [[ " $STAGES " == *" test "* ]]; then
   recipe_step "decode and score the test set (beam $BEAM)"

@@ -44,6 +44,8 @@ GPUS=${GPUS-0}                           # CUDA_VISIBLE_DEVICES list, e.g. 0,1,2
 export SIZE CHECKPOINT GPUS              # in the steps' environment, as the recipes always exported them
 if [ -n "$GPUS" ]; then PRECISION=${PRECISION---fp16}; else PRECISION=${PRECISION-}; fi  # --fp16 | --bf16 | ""
 MAX_TOKENS=${MAX_TOKENS:-2048}           # per GPU per forward pass
+MAX_POSITIONS=${MAX_POSITIONS:-1024}     # the model's positions (BART's 1024), both sides; longer sources are cut
+                                         # (--truncate-source) and counted in data-bin/stats.json and results.json
 BATCH_SIZE=${BATCH_SIZE:-16}             # sentences per GPU per forward pass
 UPDATE_FREQ=${UPDATE_FREQ:-1}
 # --- paper settings --------------------------------------------------------------------------------
@@ -92,10 +94,15 @@ if [ "$BPE" = gpt2 ]; then
 else
   BPE_ARGS=(--bpe sentencepiece --vocab-size "${VOCAB_SIZE:-1000}")
 fi
-python -m biobart_fairseq.cli.binarize_seq2seq --data-dir "$PREP" -o "$BIN" "${BPE_ARGS[@]}" --workers "${WORKERS:-4}"
+# data-bin/stats.json counts per split the sources/targets longer than MAX_POSITIONS (as fairseq reads them)
+python -m biobart_fairseq.cli.binarize_seq2seq --data-dir "$PREP" -o "$BIN" "${BPE_ARGS[@]}" --workers "${WORKERS:-4}" \
+  --max-source-positions "$MAX_POSITIONS" --max-target-positions "$MAX_POSITIONS"
 
 recipe_step "3/5 fine-tune ($SIZE, lr $LR, $EPOCHS epochs)" "$WORK/train.log"
-# from the pretrained CHECKPOINT, or on from WORK's own checkpoint_last.pt (announced by recipe_guard)
+# from the pretrained CHECKPOINT, or on from WORK's own checkpoint_last.pt (announced by recipe_guard).
+# Checkpoints: best and last while training (no epoch checkpoints); once training has ended, the one
+# decoded with (BEST) without optimizer state, nothing else (examples/recipe_lib.sh recipe_finish_training;
+# at base size 0.56 GB instead of 2 x 1.7 GB; KEEP_LAST=1 keeps checkpoint_last.pt to train on later).
 RESTORE=()
 if [ -n "$CHECKPOINT" ] && [ ! -f "$SAVE/checkpoint_last.pt" ]; then
   RESTORE=(--restore-file "$CHECKPOINT" --reset-optimizer --reset-dataloader --reset-meters)
@@ -109,7 +116,7 @@ fi
 TRAIN_ARGS=("$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
   --source-lang source --target-lang target $ARCH_ARGS "${RESTORE[@]}" \
   --truncate-source --layernorm-embedding --share-all-embeddings --share-decoder-input-output-embed \
-  --max-source-positions 1024 --max-target-positions 1024 --required-batch-size-multiple 1 \
+  --max-source-positions "$MAX_POSITIONS" --max-target-positions "$MAX_POSITIONS" --required-batch-size-multiple 1 \
   --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --dropout 0.1 --attention-dropout 0.1 \
   --weight-decay 0.01 --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-08 --clip-norm 0.1 \
   --lr-scheduler polynomial_decay --lr "$LR" \
@@ -118,10 +125,13 @@ TRAIN_ARGS=("$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation 
   --seed "$SEED" --log-format simple --log-interval "${LOG_INTERVAL:-10}" "${CPU_FLAG[@]}" $PRECISION $EXTRA_TRAIN_ARGS)
 # The schedule from the batches fairseq will build (--max-tokens can make them smaller than
 # BATCH_SIZE), so that the learning rate reaches its end on the last update, not before.
-TOTAL=$(python -m biobart_fairseq.schedule --gpus "$NGPU" -- "${TRAIN_ARGS[@]}")
-WARMUP=$(( TOTAL * 6 / 100 ))            # BART's summarization recipe: 500 of ~8k-20k updates
-echo "schedule: $TOTAL updates (from fairseq's own batches), $WARMUP of warm-up"
-fairseq-train "${TRAIN_ARGS[@]}" --total-num-update "$TOTAL" --warmup-updates "$WARMUP" 2>&1 | tee "$WORK/train.log"
+if ! recipe_training_done "$SAVE"; then
+  TOTAL=$(python -m biobart_fairseq.schedule --gpus "$NGPU" -- "${TRAIN_ARGS[@]}")
+  WARMUP=$(( TOTAL * 6 / 100 ))          # BART's summarization recipe: 500 of ~8k-20k updates
+  echo "schedule: $TOTAL updates (from fairseq's own batches), $WARMUP of warm-up"
+  fairseq-train "${TRAIN_ARGS[@]}" --total-num-update "$TOTAL" --warmup-updates "$WARMUP" 2>&1 | tee "$WORK/train.log"
+  recipe_finish_training "$SAVE" "$BEST"
+fi
 
 recipe_step "4/5 generate (beam $BEAM, lenpen $LENPEN, $MIN_LEN..$MAX_LEN_B tokens, no-repeat $NO_REPEAT)"
 if [ "$BPE" = gpt2 ]; then
@@ -129,12 +139,21 @@ if [ "$BPE" = gpt2 ]; then
 else
   GEN_BPE=(--bpe sentencepiece --sentencepiece-model "$BIN/spm.model")
 fi
+# Progress: on a terminal (and QUIET not 1) fairseq's progress lines, about 20 of them: batches done /
+# total and tokens/s; none in a log. Its log (stderr) is also kept in OUTPUT/generate.log, whose closing
+# "Translated N sentences ... in S s (X sentences/s ...)" line puts the measured rate into results.json.
+GEN_BATCHES=$(( ($(wc -l < "$PREP/test.source") + ${GEN_BATCH_SIZE:-32} - 1) / ${GEN_BATCH_SIZE:-32} ))
+GEN_PROGRESS=(--log-format none)
+if [ -t 2 ] && [ "${QUIET:-0}" != 1 ]; then
+  GEN_PROGRESS=(--log-format simple --log-interval $(( GEN_BATCHES / 20 > 0 ? GEN_BATCHES / 20 : 1 )))
+fi
 fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_translation \
-  --source-lang source --target-lang target --path "$SAVE/$BEST" --gen-subset test \
-  --truncate-source --max-source-positions 1024 --max-target-positions 1024 \
+  --source-lang source --target-lang target --path "$SAVE/$BEST" --gen-subset test "${GEN_PROGRESS[@]}" \
+  --truncate-source --max-source-positions "$MAX_POSITIONS" --max-target-positions "$MAX_POSITIONS" \
   --beam "$BEAM" --lenpen "$LENPEN" --max-len-a 0 --max-len-b "$MAX_LEN_B" --min-len "$MIN_LEN" \
   --no-repeat-ngram-size "$NO_REPEAT" --required-batch-size-multiple 1 \
-  --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" > "$OUT/generate.out"
+  --batch-size "${GEN_BATCH_SIZE:-32}" "${GEN_BPE[@]}" "${CPU_FLAG[@]}" 2>&1 > "$OUT/generate.out" \
+  | tee "$OUT/generate.log" >&2  # outputs to generate.out; the log (stderr) to the screen and generate.log
 # (--required-batch-size-multiple 1: fairseq's default of 8 builds no batch for a test set of
 # fewer than 8 examples and generate then fails with a ZeroDivisionError)
 # A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (fairseq-interactive)
@@ -147,10 +166,13 @@ biobart-score --hyp "$OUT/generate.out" --from-generate --write-hyp "$OUT/hyp.tx
 echo "== results.json"
 # One record per run in the paper's units (biobart-results; biobart-tables reads it).  PAPER_ROW =
 # the paper's row this run stands for (bart-base, biobart-base, ...; default: from the model).
+# It carries fairseq-generate's measured rate (speed) and the truncation counts of data-bin/stats.json,
+# and names the test split in one line when some of its sources were cut.
 # As a module: the package starts light for biobart_fairseq.cli commands (no torch/fairseq import).
 python -m biobart_fairseq.cli.write_results --kind seq2seq --dataset "$DATASET" --split test \
   --scores "$OUT/scores.json" --scorer-args="$BERTSCORE" --model "$CHECKPOINT" --checkpoint "$SAVE/$BEST" \
   ${PAPER_ROW:+--paper-row "$PAPER_ROW"} --decoding beam="$BEAM" lenpen="$LENPEN" max_len_b="$MAX_LEN_B" \
   min_len="${MIN_LEN:-1}" no_repeat_ngram_size="$NO_REPEAT" --setting size="$SIZE" lr="$LR" epochs="$EPOCHS" \
   batch_size="$BATCH_SIZE" update_freq="$UPDATE_FREQ" gpus="$GPUS" seed="$SEED" "extra_train_args=$EXTRA_TRAIN_ARGS" \
+  --generate-log "$OUT/generate.log" --binarize-stats "$BIN/stats.json" \
   --command "$(printf '%q ' bash "$0" "$@")" -o "$SAVE/results.json"

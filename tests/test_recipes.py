@@ -101,8 +101,13 @@ for s in train valid test; do echo "a question" > "$out/$s.source"; echo "a summ
 FAKE_PYTHON = """#!/bin/bash
 # Skips the binarize module; anything else goes to the real interpreter.
 [ "$1" = -m ] && [ "$2" = biobart_fairseq.cli.binarize_seq2seq ] && exit 0
+[ "$1" = -m ] && [ "$2" = biobart_fairseq.cli.strip_checkpoint ] && exit 0  # fairseq-train wrote none
 [ "$1" = -m ] && [ "$2" = biobart_fairseq.schedule ] && {{ echo 10; exit 0; }}  # no binarized data to count
 exec {python} "$@"
+"""
+FAKE_TRAIN = """#!/bin/bash
+# Stands in for fairseq-train: makes the --save-dir, trains nothing.
+while [ $# -gt 0 ]; do [ "$1" = --save-dir ] && mkdir -p "$2"; shift; done
 """
 FAKE_GENERATE = """#!/bin/bash
 # Stands in for fairseq-generate: records its argv (NUL-separated), generates nothing.
@@ -118,7 +123,7 @@ def recipe_generate_args(tmp_path, dataset):
     if not bin_dir.exists():
         bin_dir.mkdir()
         fakes = {"biobart-prepare-seq2seq": FAKE_PREPARE, "python": FAKE_PYTHON.format(python=sys.executable),
-                 "fairseq-train": "#!/bin/bash\nexit 0\n", "fairseq-generate": FAKE_GENERATE,
+                 "fairseq-train": FAKE_TRAIN, "fairseq-generate": FAKE_GENERATE,
                  "biobart-score": "#!/bin/bash\necho '{}'\n"}
         for name, text in fakes.items():
             (bin_dir / name).write_text(text)

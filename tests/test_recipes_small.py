@@ -6,7 +6,10 @@ from the checkout, on the real data in ../shared/data), only the work folders re
   comes from the batches fairseq builds or from --max-update), checked against polynomial decay
   recomputed from the updates the log shows;
 * a work folder built with other settings stops the recipe, naming them and RESUME=1 / FRESH=1;
-  RESUME=1 says it resumes; a failing step is named with its log (also under pipefail).
+  RESUME=1 says it resumes; a failing step is named with its log (also under pipefail);
+* once training has ended only the decoded checkpoint is kept, without optimizer state
+  (KEEP_LAST=1 also keeps checkpoint_last.pt to train on), and results.json carries
+  fairseq-generate's rate and the truncation counts of data-bin/stats.json.
 """
 
 import json
@@ -15,6 +18,8 @@ import re
 import sys
 
 import pytest
+
+from biobart_fairseq.checkpoints import has_optimizer_state
 
 from conftest import REPO, SHARED_DATA, run
 
@@ -50,7 +55,8 @@ def _check_polynomial_schedule(steps, lr, warmup, total, end=0.0):
 def covid(tmp_path_factory):
     _need(SHARED_DATA / "covid_dialog_english")
     work = tmp_path_factory.mktemp("covid") / "work"
-    res = _recipe("covid_dialog", {"WORK": str(work), "EPOCHS": "2"})
+    # KEEP_LAST=1: checkpoint_last.pt stays, for the resume test below
+    res = _recipe("covid_dialog", {"WORK": str(work), "EPOCHS": "2", "KEEP_LAST": "1"})
     assert res.returncode == 0, res.stdout[-4000:]
     return work, res.stdout
 
@@ -68,6 +74,23 @@ def test_covid_dialog_small_outputs_and_schedule(covid):
     scores = json.loads((work / "output" / "scores.json").read_text())
     assert scores["n"] == 24 and "bertscore_f1" not in scores and scores["scales"]["rouge1"] == "F-measure x 100"
     _check_generation(work, 24)
+    ckpts = work / "checkpoints"
+    assert not has_optimizer_state(str(ckpts / "checkpoint_best.pt")) and has_optimizer_state(str(ckpts / "checkpoint_last.pt"))
+    assert not (ckpts / "train.done").exists()
+
+
+def _check_results(work, log):
+    """results.json: the rate of fairseq-generate's closing line, and data-bin/stats.json's counts
+    (SMALL=1's 400-piece BPE makes long MEDIQA sources longer than 1,024 positions: named in one line)."""
+    rec = json.loads((work / "checkpoints" / "results.json").read_text())
+    n, secs, rate = re.search(r"Translated (\d+) sentences \([\d,]+ tokens\) in ([\d.]+)s \(([\d.]+) sentences/s",
+                              (work / "output" / "generate.log").read_text()).groups()
+    assert (rec["speed"]["items"], rec["speed"]["seconds"], rec["speed"]["items_per_s"]) == (int(n), float(secs), float(rate))
+    stats = json.loads((work / "data-bin" / "stats.json").read_text())
+    assert rec["truncated"] == stats["truncated"] and stats["examples"]["test"] == 24
+    cut = stats["truncated"]["test"]["source"]
+    assert (f"biobart-results: note: {cut} test source(s) longer than 1024 positions" in log) == (cut > 0)
+    return cut
 
 
 def _check_generation(work, n_test):
@@ -123,6 +146,13 @@ def test_summarization_small(recipe, data, tmp_path):
     else:
         assert "SMALL=1: no training split here; the validation split stands in for it" in res.stdout
     assert json.loads((work / "output" / "scores.json").read_text())["n"] == 24
+    # training has ended: only the decoded checkpoint, without optimizer state
+    ckpts = work / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("*.pt")) == ["checkpoint_best.pt"] and (ckpts / "train.done").is_file()
+    assert not has_optimizer_state(str(ckpts / "checkpoint_best.pt"))
+    cut = _check_results(work, res.stdout)
+    if recipe == "mediqa_mas":
+        assert cut > 0  # question + all its answers: long documents
     if recipe == "mediqa_qs":
         assert "'arch': 'biobart_base'" in (work / "train.log").read_text() or "biobart_base" in res.stdout
         # test questions through fairseq-interactive (examples/ask.sh), no settings given: it reads the
