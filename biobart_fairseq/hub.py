@@ -76,6 +76,23 @@ def checkpoint_task(checkpoint):
     return task, (str(data) if data else None)
 
 
+#: the commands that use a model of each task (for the message when a model of another is given)
+COMMANDS_OF_TASK = {"biomed_entity_linking": "biobart-link / biobart-el-eval",
+                    "bartner_ner": "biobart-tag / biobart-ner-score",
+                    "translation": "biobart-generate", "biomed_translation": "biobart-generate",
+                    "biomed_denoising": "fine-tuning first (it is a pretrained model)",
+                    "denoising": "fine-tuning first (it is a pretrained model)"}
+
+
+def wrong_task(checkpoint, task, wanted):
+    """The one message for a model of another task: ``errors.Unusable`` to raise."""
+    from . import errors
+
+    use = COMMANDS_OF_TASK.get(task)
+    return errors.Unusable(f"{checkpoint}: not a model for {wanted}: its task is {task or '?'}"
+                           f"{'; for this one use ' + use if use else ''}")
+
+
 def load_for_inference(checkpoint, task_name, data_dir, device="cpu", generation=None):
     """(task, models) for decoding: the checkpoint's own task settings, run as ``task_name``
     (e.g. ``biomed_translation`` for a ``translation`` model: same data and flags, our generator

@@ -30,6 +30,18 @@ def add_argument(parser):
     )
 
 
+def quiet_libraries():
+    """Keep fairseq's INFO lines and torch's warnings about fairseq's own calls off stderr while a
+    command loads and runs a model: the bar and the command's summary are what its user reads."""
+    import logging
+    import warnings
+
+    for name in ("fairseq", "biobart_fairseq"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for noise in (".*pin_memory.*", ".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*"):
+        warnings.filterwarnings("ignore", message=noise)
+
+
 class Progress:
     """A tqdm bar (or none) plus a clock; use as a context manager, :meth:`update` per item(s)."""
 

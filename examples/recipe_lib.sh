@@ -81,6 +81,10 @@ recipe_existing_inputs() {
 # (recipe_training_done). KEEP_LAST=1 keeps checkpoint_last.pt as it is instead, to train on later.
 recipe_finish_training() {
   local save=$1 keep=$2 f
+  if [ ! -e "$save/$keep" ]; then  # e.g. a run with --no-save: nothing to keep or strip
+    echo "training wrote no $save/$keep: nothing to strip or remove"
+    return 0
+  fi
   if [ "${KEEP_LAST:-0}" = 1 ] && [ "$keep" = checkpoint_last.pt ]; then
     echo "KEEP_LAST=1: $save/$keep kept with its optimizer state"
   else

@@ -142,7 +142,7 @@ def test_wrong_task_and_unreadable_checkpoints_are_one_line_errors(seq2seq_model
     state["cfg"]["task"]["_name"] = "bartner_ner"
     ner = tmp_path / "ner.pt"
     torch.save(state, ner)
-    with pytest.raises(errors.Unusable, match=rf"^{ner}: not a model for generation: its task is bartner_ner .*"
+    with pytest.raises(errors.Unusable, match=rf"^{ner}: not a model for generation: its task is bartner_ner; for this one use "
                                               "biobart-tag"):
         Generator.from_path(str(ner))
     junk = tmp_path / "junk.pt"

@@ -213,7 +213,7 @@ def test_unusable_model_or_data_is_one_line(el, tmp_path, capsys):
     torch.save(state, other)
     not_ckpt = tmp_path / "notes.pt"
     not_ckpt.write_text("not a checkpoint\n")
-    cases = [(other, prep / "bin", "not biomed_entity_linking"), (not_ckpt, prep / "bin", "not a fairseq checkpoint"),
+    cases = [(other, prep / "bin", "not a model for entity linking (--task biomed_entity_linking): its task is biomed_denoising"), (not_ckpt, prep / "bin", "not a fairseq checkpoint"),
              (ckpt, tmp_path, "not a biobart-prepare-el model-input folder"),
              (tmp_path / "missing.pt", prep / "bin", "no such file")]
     for model, data, reason in cases:

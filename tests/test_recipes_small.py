@@ -189,7 +189,7 @@ def test_entity_linking_small(recipe, data, tmp_path, request):
         dialogue = request.getfixturevalue("covid")[0] / "checkpoints" / "checkpoint_best.pt"
         ev = run(["biobart-el-eval", str(tmp_path / "data-small" / "bin"), "--path", str(dialogue), "--split", "test"])
         assert ev.returncode == 2 and "Traceback" not in ev.stdout
-        assert ev.stdout.strip().splitlines()[-1].startswith(f"biobart-el-eval: error: {dialogue}: not a model for")
+        assert ev.stdout.strip().splitlines()[-1].startswith(f"biobart-el-eval: error: {dialogue}: not a model for entity linking")
 
 
 @pytest.mark.parametrize("recipe,data,n_test", [("ner_genia", "genia_nested_ner", 40),

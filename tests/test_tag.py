@@ -243,10 +243,11 @@ def test_tag_bad_records_skipped_and_wrong_model_refused(genia_model, tmp_path, 
     other = tmp_path / "el.pt"
     torch.save(state, other)
     rc, _, err = cli(tag.main, [str(src), "--model", str(other), "-o", str(out)], capsys)
-    assert rc == 2 and err.startswith(f"biobart-tag: error: {other}: a checkpoint of task 'biomed_entity_linking', "
-                                      "not an NER model") and len(err.splitlines()) == 1, err
+    assert rc == 2 and err.startswith(f"biobart-tag: error: {other}: not a model for NER (--task bartner_ner): "
+                                      "its task is biomed_entity_linking; for this one use biobart-link") \
+        and len(err.splitlines()) == 1, err
     rc, _, err = cli(ner_score.main, ["--checkpoint", str(other), "--data", str(d / "data")], capsys)
-    assert rc == 2 and f"biobart-ner-score: error: {other}: a checkpoint of task 'biomed_entity_linking'" in err, err
+    assert rc == 2 and f"biobart-ner-score: error: {other}: not a model for NER" in err, err
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     for model, message in ((tmp_path / "junk.pt", "not a fairseq checkpoint"), (tmp_path / "none.pt", "no such file"),
                            (tmp_path, "a folder without checkpoint_best.pt")):

@@ -125,6 +125,7 @@ def main(argv=None, annotator=None):
     from ..inference import annotate as A
 
     args = build_parser().parse_args(argv)
+    progress.quiet_libraries()
     bad = errors.BadRecords(PROG)
     try:
         cfg, model_args = config(args)

@@ -116,12 +116,7 @@ def load_generator(args):
         import torch
 
         torch.set_num_threads(args.threads)
-    import logging
-    import warnings
-
-    logging.getLogger("fairseq").setLevel(logging.WARNING)  # its INFO lines would bury ours
-    for noise in (".*pin_memory.*", ".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*"):  # torch's, about fairseq's calls
-        warnings.filterwarnings("ignore", message=noise)
+    progress.quiet_libraries()
     from ..inference.generator import Generator
 
     overrides = {k: getattr(args, k) for k in ("beam", "lenpen", "min_len", "max_len_b", "no_repeat_ngram_size")

@@ -96,10 +96,7 @@ def main(argv=None):
 def read_documents(args, bad):
     from ..inference import formats
 
-    docs = list(formats.documents(args.input, args.format, bad))
-    if not docs:
-        raise errors.Unusable(f"{args.input[0]}: no usable document")
-    return docs
+    return formats.read_all(args.input, args.format, bad)
 
 
 def load_linker(args):
@@ -107,12 +104,9 @@ def load_linker(args):
         import torch
 
         torch.set_num_threads(args.threads)
-    import logging
-
     from ..inference.linker import Linker
 
-    for name in ("fairseq", "biobart_fairseq"):  # their loading chatter is not for this command's user
-        logging.getLogger(name).setLevel(logging.WARNING)
+    progress.quiet_libraries()
 
     return Linker.from_path(args.model, data_dir=args.data, kb=args.kb, kb_format=args.kb_format,
                             device="cuda" if args.gpu else "cpu", beam=args.beam, topk=args.topk,
@@ -122,7 +116,7 @@ def load_linker(args):
 def write(docs, args):
     from ..inference import formats
 
-    formats.write(docs, sys.stdout if args.output == "-" else args.output, args.output_format)
+    formats.write_output(docs, args.output, args.output_format)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ the rest is tagged.
 """
 
 import argparse
-import io
 import json
 import sys
 
@@ -66,6 +65,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    progress.quiet_libraries()
     bad = errors.BadRecords(PROG)
     try:
         docs = read_documents(args, bad)
@@ -97,10 +97,7 @@ def main(argv=None):
 def read_documents(args, bad):
     from ..inference import formats
 
-    docs = list(formats.documents(args.input, args.format, bad))
-    if not docs:
-        raise errors.Unusable(f"{args.input[0]}: no usable document")
-    return docs
+    return formats.read_all(args.input, args.format, bad)
 
 
 def load_tagger(args):
@@ -116,16 +113,9 @@ def load_tagger(args):
 
 
 def write(docs, args):
-    """To stdout, or to a temporary file renamed at the end (an error leaves no half file)."""
-    from ..data.ner_formats import atomic_write_text
     from ..inference import formats
 
-    if args.output == "-":
-        formats.write(docs, sys.stdout, args.output_format)
-        return
-    buf = io.StringIO()
-    formats.write(docs, buf, args.output_format)
-    atomic_write_text(args.output, buf.getvalue())
+    formats.write_output(docs, args.output, args.output_format)
 
 
 if __name__ == "__main__":

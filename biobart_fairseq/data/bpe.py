@@ -25,6 +25,7 @@ No torch or fairseq at module level: the preparation commands start without them
 import collections
 import contextlib
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -304,7 +305,9 @@ class GPT2Encoder:
 # --- the encoder pool: one BPE load per worker for a whole command ------------------------------
 CHUNK_BYTES = 1 << 16  # and at most this much text per task, so a small file still feeds every worker
 _ENCODER = None  # this process's line encoder: (line, lead) -> encoded line
-_LOADS = 0  # BPE loads in this process (reported with each chunk: one per worker per command)
+_LOADS = collections.Counter()  # pool id -> BPE loads for that pool in this process (1 per worker)
+_POOL = None  # the id of the pool this process's encoder was loaded for
+_POOL_IDS = itertools.count()
 
 
 def line_encoder(info):
@@ -318,10 +321,13 @@ def line_encoder(info):
     return GPT2Encoder(info["encoder_json"], info["vocab_bpe"], info.get("engine", "auto")).encode_line
 
 
-def _init_worker(info):
-    global _ENCODER, _LOADS
+def _init_worker(info, pool_id=None):
+    # counted per pool: a forked worker inherits its parent's counts, and one process may run
+    # several pools (tests, the in-process pool), so a bare counter would count loads of others
+    global _ENCODER, _POOL
     _ENCODER = line_encoder(info)
-    _LOADS += 1
+    _POOL = pool_id
+    _LOADS[pool_id] += 1
 
 
 def _encode_chunk(chunk, count=False):
@@ -335,14 +341,14 @@ def _encode_chunk(chunk, count=False):
         counts = collections.Counter()
         for line in out:
             counts.update(line.split())
-    return out, nbytes, counts, (os.getpid(), _LOADS)
+    return out, nbytes, counts, (os.getpid(), _LOADS[_POOL])
 
 
 class _InProcess:
     """A one-worker "pool" in this process (no fork): ``apply_async(f, args).get()``."""
 
-    def __init__(self, info):
-        _init_worker(info)
+    def __init__(self, info, pool_id):
+        _init_worker(info, pool_id)
 
     def apply_async(self, func, args):
         return _Done(func(*args))
@@ -366,10 +372,12 @@ class EncoderPool:
     def __enter__(self):
         from .atomic import quiet_worker
 
+        pool_id = next(_POOL_IDS)
         if self.workers == 1:
-            self._pool = _InProcess(self.info)
+            self._pool = _InProcess(self.info, pool_id)
         else:
-            self._pool = multiprocessing.get_context("fork").Pool(self.workers, quiet_worker, (_init_worker, self.info))
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers, quiet_worker,
+                                                                  (_init_worker, self.info, pool_id))
         return self
 
     def __exit__(self, *exc):

@@ -29,8 +29,9 @@ def read_kb_names(path):
 
 def check_task(path, task_name):
     if task_name != TASK:
-        raise errors.Unusable(f"{path}: a model trained with --task {task_name or '?'}, not {TASK} "
-                              "(give an entity-linking checkpoint)")
+        from .. import hub
+
+        raise hub.wrong_task(path, task_name, f"entity linking (--task {TASK})")
 
 
 def load(data, checkpoint, cpu=True, trie=None, checked=False):

@@ -63,6 +63,7 @@ import itertools
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from .. import errors
@@ -157,6 +158,28 @@ def documents(paths, fmt, bad):
             bad.add_located(str(e))
     if not usable and first is not None:
         raise first
+
+
+def read_all(paths, fmt, bad):
+    """:func:`documents` as a list (the commands that read all before decoding); ``errors.Unusable``
+    when not one document could be read."""
+    docs = list(documents(paths, fmt, bad))
+    if not docs:
+        raise errors.Unusable(f"{paths[0]}: no usable document")
+    return docs
+
+
+def write_output(docs, output, fmt):
+    """:func:`write` to stdout (``output`` ``"-"``) or to a file, which is written through a
+    temporary file and renamed, so that an error leaves no half-written output."""
+    from ..data.ner_formats import atomic_write_text
+
+    if output == "-":
+        write(docs, sys.stdout, fmt)
+        return
+    buf = io.StringIO()
+    write(docs, buf, fmt)
+    atomic_write_text(output, buf.getvalue())
 
 
 def _lines(path):

@@ -35,10 +35,6 @@ from ..data.seq2seq_readers import clean_text, escape_newlines, format_turns, un
 #: tasks whose checkpoints are seq2seq generators (the recipes fine-tune with biomed_translation)
 TASKS = ("translation", "biomed_translation")
 #: what to use a checkpoint of another task for (in messages)
-OTHER_USES = {"biomed_entity_linking": "biobart-link", "bartner_ner": "biobart-tag",
-              "biomed_denoising": "fine-tuning first (it is a pretrained model)"}
-
-
 @dataclass
 class DecodingSettings:
     """How to decode; the defaults are BioBART's own (beam 5, no length penalty, trigram
@@ -170,9 +166,7 @@ class Generator:
         checkpoint = hub.find_checkpoint(path)
         task_name, trained_on = hub.checkpoint_task(checkpoint)
         if task_name not in TASKS:
-            use = OTHER_USES.get(task_name)
-            raise errors.Unusable(f"{checkpoint}: not a model for generation: its task is {task_name} (a seq2seq "
-                                  f"recipe's model is needed{'; for this one use ' + use if use else ''})")
+            raise hub.wrong_task(checkpoint, task_name, "generation")
         settings = resolve_settings(checkpoint, settings, **kw)
         data_dir = find_data_dir(checkpoint, trained_on, data_dir)
         try:

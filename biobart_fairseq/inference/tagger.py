@@ -23,7 +23,7 @@ never cut; the document's ``notes`` say where (an entity across a split cannot b
 
 import os
 
-from .. import errors
+from .. import errors, hub
 from .document import Document
 
 
@@ -66,8 +66,7 @@ def load_bartner(path, data_dir=None, device="cpu"):
     except Exception as e:  # torch.load's errors of a file that is not a checkpoint vary by version
         raise errors.Unusable(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {e})") from None
     if name != "bartner_ner":
-        raise errors.Unusable(f"{path}: a checkpoint of task {name!r}, not an NER model (bartner_ner); "
-                              "biobart-tag and biobart-ner-score need a model trained with --task bartner_ner")
+        raise hub.wrong_task(path, name, "NER (--task bartner_ner)")
     data = data_dir or state["cfg"]["task"]["data"]
     if not os.path.isfile(os.path.join(data, "ner.json")):
         raise errors.Unusable(f"{os.path.join(data, 'ner.json')}: not found; the checkpoint's data folder is "
