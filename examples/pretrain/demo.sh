@@ -3,6 +3,9 @@
 # that ships in examples/data/pubmed_sample (written for this project; one record in
 # sample_broken.xml is malformed on purpose to show how bad input is reported).
 set -euo pipefail
+# One torch thread: a 32-dimension model gains nothing from a second one, and on two cores the
+# threads' hand-offs cost more than they bring (tests/conftest.py makes the same choice).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 SAMPLE=examples/data/pubmed_sample
 OUT=${OUT:-demo-output}
