@@ -156,7 +156,7 @@ fairseq-generate "$BIN" --user-dir "$REPO/biobart_fairseq" --task biomed_transla
   | tee "$OUT/generate.log" >&2  # outputs to generate.out; the log (stderr) to the screen and generate.log
 # (--required-batch-size-multiple 1: fairseq's default of 8 builds no batch for a test set of
 # fewer than 8 examples and generate then fails with a ZeroDivisionError)
-# A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (fairseq-interactive)
+# A single question instead: WORK=$WORK bash examples/ask.sh "QUESTION"  (biobart-generate)
 
 recipe_step "5/5 score"
 # shellcheck disable=SC2086

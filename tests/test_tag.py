@@ -14,9 +14,9 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import SHARED_DATA
+from test_bartner_decode import train_briefly
 from biobart_fairseq.data import ner_formats
 from biobart_fairseq.data.sentences import detokenize, split_sentences
 
@@ -83,18 +83,8 @@ def train_tiny(data, steps, *extra):
     task = tasks.setup_task(cfg.task)
     torch.manual_seed(0)
     model = task.build_model(cfg.model)
-    task.load_dataset("train")
-    ds = task.datasets["train"]
-    batch = ds.collater([ds[i] for i in range(len(ds))])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(steps):
-        logits, _ = model(**batch["net_input"])
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), batch["target"].view(-1), ignore_index=-1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return cfg, model.eval()
+    train_briefly(task, model, steps)
+    return cfg, model
 
 
 def prepare(d, raw_name, fmt, text_lines, *extra):
