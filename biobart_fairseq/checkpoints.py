@@ -59,6 +59,6 @@ def strip_optimizer_state(path, out=None):
 
 def has_optimizer_state(path):
     """Whether a checkpoint still carries optimizer state (no tensors are read)."""
-    from .results import _read_checkpoint_state
+    from .results import read_checkpoint_state
 
-    return OPTIMIZER_KEY in _read_checkpoint_state(path)
+    return OPTIMIZER_KEY in read_checkpoint_state(path)

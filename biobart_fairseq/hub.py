@@ -62,17 +62,17 @@ def checkpoint_task(checkpoint):
     building the model (nor importing torch: :mod:`biobart_fairseq.results` reads the pickle's
     plain parts); errors.Unusable when the file is no fairseq checkpoint."""
     from . import errors
-    from .results import _cfg_get, _read_checkpoint_state
+    from .results import cfg_get, read_checkpoint_state
 
     try:
-        state = _read_checkpoint_state(checkpoint)
+        state = read_checkpoint_state(checkpoint)
         cfg = state.get("cfg") if isinstance(state, dict) else None
-        task = _cfg_get(cfg or {}, "task", "_name")
+        task = cfg_get(cfg or {}, "task", "_name")
     except Exception as e:  # noqa: BLE001  (a torn or foreign file: one line naming it)
         raise errors.Unusable(f"{checkpoint}: not a fairseq checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
     if not task:
         raise errors.Unusable(f"{checkpoint}: not a fairseq checkpoint this plugin can read (no task in its cfg)")
-    data = _cfg_get(cfg, "task", "data")
+    data = cfg_get(cfg, "task", "data")
     return task, (str(data) if data else None)
 
 

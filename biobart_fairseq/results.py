@@ -202,7 +202,7 @@ def file_ref(path):
     return {"path": os.path.abspath(path), "sha256": sha256_file(path)}
 
 
-def _cfg_get(cfg, section, key):
+def cfg_get(cfg, section, key):
     sec = cfg.get(section) if isinstance(cfg, dict) else None
     if isinstance(sec, argparse.Namespace):  # fairseq keeps a legacy model's settings as a Namespace
         sec = vars(sec)
@@ -236,7 +236,7 @@ class _SettingsUnpickler(pickle.Unpickler):
         return None
 
 
-def _read_checkpoint_state(path):
+def read_checkpoint_state(path):
     """The checkpoint's top-level dict, tensors left out.  torch.save's zip format is read with
     zipfile + pickle (no torch import: a recipe's last step should not cost seconds); the legacy
     format falls back to torch.load."""
@@ -255,22 +255,22 @@ def checkpoint_info(path):
     if not path or not os.path.isfile(path):
         return {}
     try:
-        state = _read_checkpoint_state(path)
+        state = read_checkpoint_state(path)
     except Exception as e:  # noqa: BLE001  (a torn or foreign file: record why, keep the rest)
         return {"unreadable": f"{type(e).__name__}: {e}"[:300]}
     cfg = state.get("cfg") if isinstance(state.get("cfg"), dict) else {}
     hist = state.get("optimizer_history") or [{}]
     extra = state.get("extra_state") or {}
     info = {
-        "task": _cfg_get(cfg, "task", "_name"), "arch": _cfg_get(cfg, "model", "_name"),
-        "lr": _cfg_get(cfg, "optimization", "lr"), "max_epoch": _cfg_get(cfg, "optimization", "max_epoch"),
-        "max_update": _cfg_get(cfg, "optimization", "max_update"),
-        "update_freq": _cfg_get(cfg, "optimization", "update_freq"),
-        "batch_size": _cfg_get(cfg, "dataset", "batch_size"), "max_tokens": _cfg_get(cfg, "dataset", "max_tokens"),
-        "seed": _cfg_get(cfg, "common", "seed"), "fp16": _cfg_get(cfg, "common", "fp16"),
-        "bf16": _cfg_get(cfg, "common", "bf16"), "num_updates": hist[-1].get("num_updates"),
+        "task": cfg_get(cfg, "task", "_name"), "arch": cfg_get(cfg, "model", "_name"),
+        "lr": cfg_get(cfg, "optimization", "lr"), "max_epoch": cfg_get(cfg, "optimization", "max_epoch"),
+        "max_update": cfg_get(cfg, "optimization", "max_update"),
+        "update_freq": cfg_get(cfg, "optimization", "update_freq"),
+        "batch_size": cfg_get(cfg, "dataset", "batch_size"), "max_tokens": cfg_get(cfg, "dataset", "max_tokens"),
+        "seed": cfg_get(cfg, "common", "seed"), "fp16": cfg_get(cfg, "common", "fp16"),
+        "bf16": cfg_get(cfg, "common", "bf16"), "num_updates": hist[-1].get("num_updates"),
         "epoch": (extra.get("train_iterator") or {}).get("epoch"),
-        "best_valid": extra.get("best"), "best_metric": _cfg_get(cfg, "checkpoint", "best_checkpoint_metric"),
+        "best_valid": extra.get("best"), "best_metric": cfg_get(cfg, "checkpoint", "best_checkpoint_metric"),
     }
     return {k: (float(v) if type(v).__module__ == "numpy" else v) for k, v in info.items()
             if v is not None and not isinstance(v, _Opaque)}

@@ -114,7 +114,7 @@ def _documents(items):
                 raise errors.Unusable(f"text {i}: empty")
             docs.append(Document(id=str(i), text=item))
         elif isinstance(item, dict):
-            read = list(formats._jsonl_record("record", i, json.dumps({"id": str(i), **item}), "record"))
+            read = list(formats.jsonl_record("record", i, json.dumps({"id": str(i), **item}), "record"))
             bad = [r for r in read if isinstance(r, formats.BadRecord)]
             if bad:
                 raise errors.Unusable(str(bad[0]))

@@ -261,10 +261,10 @@ def _read_jsonl(path):
         elif not line.strip():
             yield BadRecord(path, number, "empty line (no JSON record)")
         else:
-            yield from _jsonl_record(path, number, line, name)
+            yield from jsonl_record(path, number, line, name)
 
 
-def _jsonl_record(path, number, line, name):
+def jsonl_record(path, number, line, name):
     """The document of one JSONL line, after the bad records of its entities."""
     try:
         obj = json.loads(line)
