@@ -240,7 +240,7 @@ def test_tag_bad_records_skipped_and_wrong_model_refused(genia_model, tmp_path, 
     assert rc == 2 and f"biobart-ner-score: error: {other}: not a model for NER" in err, err
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     for model, message in ((tmp_path / "junk.pt", "not a fairseq checkpoint"), (tmp_path / "none.pt", "no such file"),
-                           (tmp_path, "a folder without checkpoint_best.pt")):
+                           (tmp_path, "no checkpoint_best.pt or checkpoint_last.pt in this folder")):
         rc, _, err = cli(tag.main, [str(src), "--model", str(model)], capsys)
         assert rc == 2 and err.startswith(f"biobart-tag: error: {model}: {message}") and len(err.splitlines()) == 1, err
     rc, _, err = cli(tag.main, [str(tmp_path / "missing.txt"), "--model", str(ckpt)], capsys)

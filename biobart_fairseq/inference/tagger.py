@@ -27,18 +27,6 @@ from .. import errors, hub
 from .document import Document
 
 
-def checkpoint_file(path):
-    """``path`` itself, or the ``checkpoint_best.pt`` of a folder; Unusable if neither exists."""
-    if os.path.isdir(path):
-        best = os.path.join(path, "checkpoint_best.pt")
-        if not os.path.isfile(best):
-            raise errors.Unusable(f"{path}: a folder without checkpoint_best.pt; give the checkpoint file")
-        return best
-    if not os.path.isfile(path):
-        raise errors.Unusable(errors.missing(path, folder_ok=True))
-    return path
-
-
 def task_name(state):
     """The task a fairseq checkpoint was trained with (``cfg.task._name``, or old ``args.task``)."""
     if state.get("cfg") is not None:
@@ -57,7 +45,7 @@ def load_bartner(path, data_dir=None, device="cpu"):
     from .. import register
 
     register()  # bartner task/model/criterion and the weights_only workaround for fairseq checkpoints
-    path = checkpoint_file(os.fspath(path))  # fairseq wants str paths
+    path = hub.find_checkpoint(os.fspath(path))  # fairseq wants str paths
     data_dir = os.fspath(data_dir) if data_dir else None
     overrides = {"data": os.path.abspath(data_dir)} if data_dir else None
     try:
@@ -96,6 +84,9 @@ def sentence_spans(text):
     return spans
 
 
+CACHE_MAX = 1 << 20  # words whose BPE ids are kept (bounded memory in a long annotate run)
+
+
 class _Input:
     """One model input: the words of a sentence (or of a part of an over-long one)."""
 
@@ -128,6 +119,8 @@ class Tagger:
     def encode_word(self, word):
         ids = self._pieces.get(word)
         if ids is None:
+            if len(self._pieces) >= CACHE_MAX:  # a PubMed-scale run meets tens of millions of words
+                self._pieces.clear()
             ids = self._pieces[word] = self.task.encode_word(word) or [self.task.dictionary.unk()]
         return ids
 
